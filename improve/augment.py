@@ -1,0 +1,110 @@
+"""The `augment` group made real: albumentations train transforms by name, MixUp/CutMix, normalisation.
+
+Eval-time geometry (resize the shorter side, centre-crop) is applied once, when the
+cache is built (`cache.fit_square`); normalisation happens on the device batch
+(`module.Classifier`), so evaluation needs no per-image work at all.
+"""
+import difflib
+import inspect
+from functools import lru_cache
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import albumentations as A
+import numpy as np
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+@lru_cache(maxsize=1)
+def transform_names() -> Tuple[str, ...]:
+    """Albumentations image transforms that may be named in `augment.train_transforms`."""
+    names = []
+    for name in dir(A):
+        obj = getattr(A, name)
+        if (isinstance(obj, type) and issubclass(obj, (A.ImageOnlyTransform, A.DualTransform))
+                and not name.endswith("3D") and obj not in (A.ImageOnlyTransform, A.DualTransform)):
+            names.append(name)
+    return tuple(sorted(names))
+
+
+def _accepted_params(cls) -> Optional[set]:
+    sig = inspect.signature(cls.__init__)
+    if any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values()):
+        return None
+    return {n for n in sig.parameters if n != "self"}
+
+
+def build_transform(spec: Dict[str, Any], where: str):
+    """One albumentations transform from {name: ClassName, param: value, ...}; errors name `where`."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+        raise ValueError(f"{where}={spec!r}: each transform must be a mapping with a 'name' key, "
+                         f"e.g. {{name: HorizontalFlip, p: 0.5}}")
+    params = {k: v for k, v in spec.items() if k != "name"}
+    name = spec["name"]
+    if name not in transform_names():
+        close = difflib.get_close_matches(name, transform_names(), n=5, cutoff=0.5)
+        raise ValueError(f"{where}.name={name!r} is not an albumentations image transform"
+                         + (f"; did you mean one of {close}?" if close else f"; choose from {list(transform_names())}"))
+    cls = getattr(A, name)
+    accepted = _accepted_params(cls)
+    unknown = sorted(set(params) - accepted) if accepted is not None else []
+    if unknown:
+        raise ValueError(f"{where} ({name}): unknown parameter(s) {unknown}; {name} accepts {sorted(accepted)}")
+    try:
+        return cls(**params)
+    except Exception as err:  # albumentations validates parameters with pydantic
+        detail = " ".join(str(err).split())
+        raise ValueError(f"{where} ({name}) rejected its parameters {params}: {detail}") from None
+
+
+def build_train_transform(augment) -> Optional[A.Compose]:
+    """The training transform pipeline, or None when `augment.train_transforms` is empty."""
+    specs = list(augment.train_transforms or [])
+    if not specs:
+        return None
+    return A.Compose([build_transform(dict(s), f"augment.train_transforms[{i}]") for i, s in enumerate(specs)])
+
+
+def check_transform_output(transform, image_size: int, channels: int, seed: int = 0) -> None:
+    """Run the pipeline on a dummy image: it must keep the image size and channel count."""
+    if transform is None:
+        return
+    rng = np.random.default_rng(seed)
+    img = rng.integers(0, 256, (image_size, image_size, channels), dtype=np.uint8)
+    try:
+        out = transform(image=img)["image"]
+    except Exception as err:
+        raise ValueError(f"augment.train_transforms fail on a {image_size}x{image_size}x{channels} image: "
+                         f"{type(err).__name__}: {err}") from None
+    if out.shape[:2] != (image_size, image_size) or (out.size != image_size * image_size * channels):
+        raise ValueError(f"augment.train_transforms turn a {image_size}x{image_size}x{channels} image into "
+                         f"{tuple(out.shape)}; size-changing transforms must output augment.image_size "
+                         f"(e.g. RandomResizedCrop size: [{image_size}, {image_size}])")
+
+
+def normalization(augment, model_mean: Sequence[float], model_std: Sequence[float],
+                  channels: int) -> Tuple[List[float], List[float]]:
+    """Per-channel mean/std: the config's, else the model's default, averaged for grayscale."""
+    mean = list(augment.mean) if augment.mean is not None else list(model_mean or IMAGENET_MEAN)
+    std = list(augment.std) if augment.std is not None else list(model_std or IMAGENET_STD)
+    for key, values in (("augment.mean", mean), ("augment.std", std)):
+        if len(values) == 1:
+            values *= channels
+        if len(values) == 3 and channels == 1:
+            values[:] = [sum(values) / 3]
+        if len(values) != channels:
+            raise ValueError(f"{key}={values} has {len(values)} values but the images have {channels} channel(s)")
+    if min(std) <= 0:
+        raise ValueError(f"augment.std={std} must be positive")
+    return mean, std
+
+
+def build_mixup(augment, label_smoothing: float, num_classes: int):
+    """timm's batch-level MixUp/CutMix, or None when both alphas are 0."""
+    if augment.mixup_alpha <= 0 and augment.cutmix_alpha <= 0:
+        return None
+    from timm.data import Mixup
+
+    return Mixup(mixup_alpha=augment.mixup_alpha, cutmix_alpha=augment.cutmix_alpha, prob=augment.mix_prob,
+                 switch_prob=augment.switch_prob, mode="batch", label_smoothing=label_smoothing,
+                 num_classes=num_classes)

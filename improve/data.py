@@ -1,0 +1,152 @@
+"""Splits and the LightningDataModule over the cached uint8 arrays.
+
+Splits are index arrays over the cache: the test split is the dataset's own, else a seeded,
+stratified `dataset.test_fraction` of everything; validation is a seeded, stratified
+`dataset.val_fraction` of what is left. Only validation is ever used for selection.
+Batches are uint8 N,C,H,W tensors; the module normalises them on the device.
+"""
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional
+
+import lightning as L
+import numpy as np
+import torch
+from sklearn.model_selection import train_test_split
+from torch.utils.data import DataLoader, Dataset
+
+from .cache import Cached, load_cached
+from .sources import open_source
+
+log = logging.getLogger(__name__)
+
+
+def stratified_split(labels: np.ndarray, fraction: float, seed: int):
+    """(kept, held-out) index arrays; stratified when every class has at least two members."""
+    idx = np.arange(len(labels))
+    counts = np.bincount(labels)
+    stratify = labels if counts[counts > 0].min() >= 2 and round(fraction * len(labels)) >= len(counts) else None
+    kept, held = train_test_split(idx, test_size=fraction, random_state=seed, stratify=stratify)
+    return np.sort(kept), np.sort(held)
+
+
+@dataclass
+class Splits:
+    cached: Cached
+    train: np.ndarray  # indices into the cached "train" arrays
+    val: np.ndarray
+    test: np.ndarray  # indices into the "test" arrays when the dataset has its own, else into "train"
+    test_split: str  # which cached arrays `test` indexes
+
+    @property
+    def class_names(self) -> List[str]:
+        return self.cached.class_names
+
+
+def make_splits(ds, cached: Cached) -> Splits:
+    _, labels = cached.arrays("train")
+    if cached.has_test:
+        rest, test, test_split = np.arange(len(labels)), np.arange(len(cached.arrays("test")[1])), "test"
+    else:
+        rest, test = stratified_split(labels, ds.test_fraction, ds.seed)
+        test_split = "train"
+    train_pos, val_pos = stratified_split(labels[rest], ds.val_fraction, ds.seed + 1)
+    train, val = rest[train_pos], rest[val_pos]
+    if ds.max_train and len(train) > ds.max_train:
+        keep, _ = stratified_split(labels[train], 1 - ds.max_train / len(train), ds.seed + 2)
+        train = train[keep]
+    return Splits(cached, train, val, test, test_split)
+
+
+class CachedImages(Dataset):
+    """Images of one split, read from the memory-mapped cache, optionally augmented.
+
+    Fetches whole batches at once (`__getitems__`), so an unaugmented batch is a single
+    slice of the memory map. Items are (uint8 C,H,W tensor, label).
+    """
+
+    def __init__(self, images_path: Path, labels: np.ndarray, indices: np.ndarray, transform=None):
+        self.images_path, self.labels, self.indices, self.transform = images_path, labels, indices, transform
+        self._images = None  # opened lazily in each process (DataLoader workers, DDP ranks)
+
+    def __getstate__(self):
+        return {**self.__dict__, "_images": None}
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    @property
+    def images(self) -> np.ndarray:
+        if self._images is None:
+            self._images = np.load(self.images_path, mmap_mode="r")
+        return self._images
+
+    def __getitems__(self, positions: List[int]):
+        rows = self.indices[np.asarray(positions)]
+        order = np.argsort(rows)
+        batch = np.empty((len(rows),) + self.images.shape[1:], np.uint8)
+        batch[order] = self.images[rows[order]]  # sorted reads are sequential on disk
+        if self.transform is not None:
+            for i in range(len(batch)):
+                batch[i] = self.transform(image=batch[i])["image"].reshape(batch[i].shape)
+        x = torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous()
+        return x, torch.from_numpy(self.labels[rows])
+
+    def __getitem__(self, position: int):
+        x, y = self.__getitems__([position])
+        return x[0], y[0]
+
+
+def _batch_as_is(batch):
+    return batch
+
+
+class ImageDataModule(L.LightningDataModule):
+    def __init__(self, ds, image_size: int, cache_dir: Path, data_root: Optional[Path], batch_size: int,
+                 num_workers: int = 0, train_transform=None, drop_last: bool = True):
+        super().__init__()
+        self.ds, self.image_size, self.cache_dir, self.data_root = ds, image_size, cache_dir, data_root
+        self.batch_size, self.num_workers, self.train_transform = batch_size, num_workers, train_transform
+        self.drop_last = drop_last
+        self.splits: Optional[Splits] = None
+
+    def prepare(self) -> Splits:
+        """Decode (or memory-map) the data and make the splits; idempotent and cheap once cached."""
+        if self.splits is None:
+            source = open_source(self.ds, self.data_root)
+            cached = load_cached(self.ds, source, self.image_size, self.cache_dir)
+            self.splits = make_splits(self.ds, cached)
+        return self.splits
+
+    def setup(self, stage: Optional[str] = None) -> None:
+        self.prepare()
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.prepare().class_names)
+
+    @property
+    def channels(self) -> int:
+        return self.prepare().cached.channels
+
+    def dataset(self, split: str, transform=None) -> CachedImages:
+        s = self.prepare()
+        array = s.test_split if split == "test" else "train"
+        _, labels = s.cached.arrays(array)
+        return CachedImages(s.cached.images_path(array), labels, getattr(s, split), transform)
+
+    def _loader(self, split: str, shuffle: bool, transform=None, drop_last: bool = False) -> DataLoader:
+        data = self.dataset(split, transform)
+        return DataLoader(data, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
+                          collate_fn=_batch_as_is, drop_last=drop_last and len(data) > self.batch_size,
+                          persistent_workers=self.num_workers > 0, pin_memory=torch.cuda.is_available())
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", True, self.train_transform, self.drop_last)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", False)

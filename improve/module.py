@@ -1,0 +1,115 @@
+"""The LightningModule: normalise on the device, MixUp/CutMix, loss, timm optimiser and schedule.
+
+Hyperparameters are stored as plain dicts, so checkpoints load with `weights_only=True`
+and resume works.
+"""
+from typing import Any, Dict, List
+
+import lightning as L
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from omegaconf import OmegaConf
+from timm.loss import SoftTargetCrossEntropy
+from timm.optim import create_optimizer_v2
+from timm.scheduler import create_scheduler_v2
+from timm.scheduler.scheduler import Scheduler as TimmScheduler
+from torchmetrics.classification import MulticlassAccuracy
+
+from .augment import build_mixup, normalization
+from .models import build_model
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+def plain(cfg: Any) -> Any:
+    return OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else cfg
+
+
+class Classifier(L.LightningModule):
+    def __init__(self, model: Dict, augment: Dict, trainer: Dict, num_classes: int, in_chans: int,
+                 class_names: List[str]):
+        super().__init__()
+        model, augment, trainer = plain(model), plain(augment), plain(trainer)
+        self.save_hyperparameters()
+        m, a, t = (OmegaConf.create(x) for x in (model, augment, trainer))
+        self.t = t
+        self.net = build_model(m, num_classes, in_chans)
+        cfg = getattr(self.net, "pretrained_cfg", {}) or {}
+        mean, std = normalization(a, cfg.get("mean"), cfg.get("std"), in_chans)
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1) * 255, persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1) * 255, persistent=False)
+        self.mixup = build_mixup(a, t.label_smoothing, num_classes)
+        self.train_loss_fn = SoftTargetCrossEntropy() if self.mixup else nn.CrossEntropyLoss(
+            label_smoothing=t.label_smoothing)
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 N,C,H,W -> normalised float (the eval transform's last step, done on the device)."""
+        return (x.float() - self.mean) / self.std
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.uint8:
+            x = self.normalize(x)
+        return self.net(x)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        x = self.normalize(x)
+        if self.mixup is not None and len(x) % 2 == 0:
+            x_mix, y_soft = self.mixup(x, y)
+            logits = self.net(x_mix)
+            loss = self.train_loss_fn(logits, y_soft)
+        else:
+            logits = self.net(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=self.t.label_smoothing)
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"training loss became {loss.item()} at epoch {self.current_epoch}, step {self.global_step} "
+                f"(trainer.lr={self.t.lr}); lower trainer.lr, set trainer.grad_clip (e.g. 1.0) or add warm-up")
+        self.train_acc(logits.detach(), y)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, batch_size=len(y))
+        return loss
+
+    def _evaluate(self, batch, stage: str, metric: MulticlassAccuracy):
+        x, y = batch
+        logits = self(x)
+        loss = F.cross_entropy(logits, y)
+        metric(logits, y)
+        self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=stage == "val", batch_size=len(y), sync_dist=True)
+        self.log(f"{stage}/acc", metric, on_epoch=True, prog_bar=stage == "val", batch_size=len(y))
+
+    def validation_step(self, batch, batch_idx):
+        self._evaluate(batch, "val", self.val_acc)
+
+    def test_step(self, batch, batch_idx):
+        self._evaluate(batch, "test", self.test_acc)
+
+    def configure_optimizers(self):
+        t = self.t
+        optimizer = create_optimizer_v2(self.net, opt=t.optimizer, lr=t.lr, weight_decay=t.weight_decay,
+                                        momentum=t.momentum)
+        if t.scheduler == "none":
+            return optimizer
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        per_epoch = max(1, total // max(1, self.trainer.max_epochs))
+        if t.scheduler == "onecycle":
+            pct = min(0.5, max(0.01, t.warmup_epochs / t.epochs)) if t.warmup_epochs else 0.25
+            scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=t.lr, total_steps=total, pct_start=pct)
+        else:
+            scheduler, _ = create_scheduler_v2(
+                optimizer, sched=t.scheduler, num_epochs=t.epochs, decay_epochs=t.step_epochs,
+                decay_rate=t.step_gamma, min_lr=t.min_lr, warmup_lr=t.lr * 0.01,
+                warmup_epochs=t.warmup_epochs, step_on_epochs=False, updates_per_epoch=per_epoch)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def lr_scheduler_step(self, scheduler, metric=None):
+        if isinstance(scheduler, TimmScheduler):
+            scheduler.step_update(num_updates=self.global_step)
+        else:
+            scheduler.step()

@@ -1,0 +1,187 @@
+"""Typed schema of every config group: the one source of truth.
+
+Hydra merges each group's YAML onto these dataclasses, so an unknown key or a wrong
+type fails at compose time, before any compute is spent. The `help` metadata is what
+the docs and the LLM agents read; `ge`/`le`/`choices` are range rules that
+`check_ranges` enforces (OmegaConf checks types, not ranges).
+
+Groups: `dataset` and `hardware` belong to the user; `augment`, `model` and `trainer`
+are the agent-editable pipeline (EDITABLE_GROUPS).
+"""
+
+import operator
+
+from dataclasses import MISSING as DC_MISSING
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any, Dict, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+EDITABLE_GROUPS = ("augment", "model", "trainer")
+
+
+def _f(default: Any, help: str, **rules: Any) -> Any:
+    """A schema field: default, one-line help, and optional ge/le/gt/choices rules."""
+    meta = {"help": help, **rules}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class DatasetConfig:
+    name: str = _f(MISSING, "short name, used in logs and cache keys")
+    source: str = _f(MISSING, "loader to use", choices=[
+        "digits", "shapes", "folder", "csv", "cifar10", "svhn", "tinyimagenet", "dsprites"])
+    path: Optional[str] = _f(None, "root folder of the data (folder/csv/torchvision sources)")
+    test_path: Optional[str] = _f(None, "folder source: optional separate test folder with the same class subfolders")
+    description: str = _f("", "what the images show and what the label means, in the user's words (agents read it)")
+    kaggle: Optional[str] = _f(None, "Kaggle competition slug the data comes from (named in the 'missing data' error)")
+    csv: str = _f("train.csv", "csv source: file with one row per training image")
+    image_dir: str = _f("images", "csv source: folder holding the images, relative to path")
+    id_column: str = _f("id", "csv source: column holding the image id or file name")
+    label_column: str = _f("label", "csv source: column holding the class label")
+    image_ext: str = _f("", "csv source: extension appended to ids that have none, e.g. '.jpg'")
+    id_format: str = _f("{}", "csv source: python format applied to the id to get the file name, e.g. '{:0>4}'")
+    classes: int = _f(8, "shapes/dsprites: number of orientation classes", ge=2, le=360)
+    samples_per_class: int = _f(200, "shapes: images generated per class; dsprites: images sampled per class", ge=1)
+    native_size: int = _f(32, "shapes: canvas size in pixels of the generated images", ge=8, le=512)
+    download: bool = _f(True, "torchvision sources: download when the files are missing (needs internet)")
+    channels: int = _f(0, "1 = grayscale, 3 = RGB, 0 = infer from the data", choices=[0, 1, 3])
+    val_fraction: float = _f(0.15, "share of the training data held out (stratified) for model selection", gt=0.0, lt=1.0)
+    test_fraction: float = _f(0.2, "share carved out as test split when the dataset has no labelled test set", gt=0.0, lt=1.0)
+    max_train: int = _f(0, "keep at most this many training images (stratified); 0 = all", ge=0)
+    strict: bool = _f(False, "true: an unreadable image is an error; false: skip it with a warning")
+    seed: int = _f(0, "seed of the splits and of generated data (not of training)")
+
+
+@dataclass
+class AugmentConfig:
+    image_size: int = _f(32, "square side in pixels the images are resized/centre-cropped to", ge=8, le=1024)
+    train_transforms: List[Dict[str, Any]] = _f(
+        [], "albumentations transforms applied to training images, in order: [{name: ClassName, <param>: value, ...}]")
+    mean: Optional[List[float]] = _f(None, "per-channel normalisation mean in [0,1]; null = the model's default (ImageNet)")
+    std: Optional[List[float]] = _f(None, "per-channel normalisation std; null = the model's default (ImageNet)")
+    mixup_alpha: float = _f(0.0, "MixUp beta-distribution alpha; 0 disables MixUp", ge=0.0, le=10.0)
+    cutmix_alpha: float = _f(0.0, "CutMix beta-distribution alpha; 0 disables CutMix", ge=0.0, le=10.0)
+    mix_prob: float = _f(1.0, "probability that a training batch is mixed at all (when MixUp or CutMix is on)", ge=0.0, le=1.0)
+    switch_prob: float = _f(0.5, "when both are on, probability of CutMix instead of MixUp for a batch", ge=0.0, le=1.0)
+
+
+@dataclass
+class ModelConfig:
+    name: str = _f(MISSING, "timm model name (timm.list_models()), e.g. resnet18, convnext_nano, vit_tiny_patch16_224")
+    pretrained: bool = _f(False, "start from timm's pretrained weights (needs internet or pretrained_file)")
+    pretrained_file: Optional[str] = _f(None, "local weights file (.pth/.safetensors) used when pretrained=true; the head is adapted")
+    drop_rate: float = _f(0.0, "dropout before the classifier head", ge=0.0, lt=1.0)
+    drop_path_rate: float = _f(0.0, "stochastic depth rate (for models that support it)", ge=0.0, lt=1.0)
+    kwargs: Dict[str, Any] = _f({}, "extra keyword arguments for timm.create_model (e.g. global_pool: avg)")
+
+
+@dataclass
+class TrainerConfig:
+    epochs: int = _f(10, "training epochs", ge=1, le=1000)
+    batch_size: int = _f(64, "images per optimisation step (per device)", ge=2, le=4096)
+    optimizer: str = _f("adamw", "timm optimiser name (timm.optim.list_optimizers()), e.g. adamw, sgd, lamb")
+    lr: float = _f(1e-3, "peak learning rate", gt=0.0, le=10.0)
+    weight_decay: float = _f(0.05, "decoupled weight decay (adamw) or L2 (sgd)", ge=0.0, le=1.0)
+    momentum: float = _f(0.9, "momentum for SGD-family optimisers", ge=0.0, lt=1.0)
+    scheduler: str = _f("cosine", "learning-rate schedule", choices=["cosine", "step", "onecycle", "none"])
+    warmup_epochs: float = _f(0.0, "linear warm-up length in epochs (fractions allowed)", ge=0.0)
+    min_lr: float = _f(1e-6, "floor of the cosine schedule", ge=0.0)
+    step_epochs: int = _f(30, "step schedule: epochs between decays", ge=1)
+    step_gamma: float = _f(0.1, "step schedule: factor applied at each decay", gt=0.0, le=1.0)
+    label_smoothing: float = _f(0.0, "label smoothing of the cross-entropy targets", ge=0.0, lt=1.0)
+    grad_clip: float = _f(0.0, "clip the gradient norm to this value; 0 = no clipping", ge=0.0)
+    early_stopping: int = _f(0, "stop after this many epochs without val accuracy gain; 0 = off", ge=0)
+
+
+@dataclass
+class HardwareConfig:
+    accelerator: str = _f("auto", "cpu, gpu, mps, tpu or auto")
+    devices: Any = _f("auto", "number of devices, a list of ids, or auto")
+    num_nodes: int = _f(1, "machines taking part in distributed training", ge=1)
+    strategy: str = _f("auto", "Lightning strategy: auto, ddp, ddp_spawn, fsdp, ...")
+    precision: str = _f("32-true", "numeric precision: 32-true, 16-mixed, bf16-mixed")
+    num_workers: int = _f(0, "data-loading worker processes per device", ge=0)
+    threads: int = _f(0, "torch CPU threads; 0 = torch's default", ge=0)
+    progress_bar: bool = _f(True, "show Lightning's progress bar")
+    deterministic: bool = _f(False, "ask torch for deterministic kernels (slower)")
+
+
+@dataclass
+class PathsConfig:
+    data_dir: str = _f("data", "where datasets live; relative paths are taken from the project root")
+    cache_dir: str = _f("data/.cache", "where decoded image arrays are cached")
+    output_dir: str = _f(MISSING, "where this run writes metrics.json, checkpoints and logs")
+
+
+@dataclass
+class TrainConfig:
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    hardware: HardwareConfig = field(default_factory=HardwareConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    seed: int = _f(0, "seed of weights init, data order and augmentation")
+    test: bool = _f(True, "evaluate the best checkpoint on the test split after training")
+    ckpt_path: Optional[str] = _f(None, "resume training from this checkpoint (e.g. <run>/checkpoints/last.ckpt)")
+    recipe: Optional[str] = _f(None, "name of the recipe the pipeline started from (set by recipe files)")
+
+
+GROUP_SCHEMAS = {
+    "dataset": DatasetConfig,
+    "augment": AugmentConfig,
+    "model": ModelConfig,
+    "trainer": TrainerConfig,
+    "hardware": HardwareConfig,
+}
+
+
+def register_configs() -> None:
+    """Register the schema as the base of `train.yaml` (Hydra structured config)."""
+    ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+
+
+def field_docs(schema: type) -> Dict[str, Dict[str, Any]]:
+    """Field name -> {type, default, help, rules} for one group: docs and LLM prompts."""
+    out = {}
+    for f in fields(schema):
+        default = None
+        if f.default is not DC_MISSING and f.default is not MISSING:
+            default = f.default
+        elif f.default_factory is not DC_MISSING:  # type: ignore[misc]
+            default = f.default_factory()  # type: ignore[misc]
+        meta = dict(f.metadata)
+        out[f.name] = {"type": str(f.type), "default": default, "help": meta.pop("help", ""), **meta}
+    return out
+
+
+_RULES = {"ge": (operator.ge, ">="), "gt": (operator.gt, ">"), "le": (operator.le, "<="), "lt": (operator.lt, "<")}
+
+
+def check_ranges(group: str, values: Any) -> None:
+    """Raise ValueError naming `group.key`, the value and the allowed range for each rule broken.
+
+    `values` is a mapping (DictConfig or dict) of one group.
+    """
+    schema = GROUP_SCHEMAS[group]
+    problems = []
+    for f in fields(schema):
+        if is_dataclass(f.type) or f.name not in values:
+            continue
+        value = values[f.name]
+        meta = f.metadata
+        key = f"{group}.{f.name}"
+        if "choices" in meta and value not in meta["choices"]:
+            problems.append(f"{key}={value!r} is not one of {meta['choices']}")
+            continue
+        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        for rule, (test, word) in _RULES.items():
+            if rule in meta and not test(value, meta[rule]):
+                problems.append(f"{key}={value!r} must be {word} {meta[rule]} ({meta['help']})")
+    if problems:
+        raise ValueError("; ".join(problems))

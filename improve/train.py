@@ -1,0 +1,176 @@
+"""One training run: `train(cfg) -> metrics` under a thin `@hydra.main`.
+
+    python -m improve.train                                 # digits, default pipeline
+    python -m improve.train dataset=shapes trainer.epochs=5
+    python -m improve.train recipe=resnet_mid dataset=cifar10
+    python -m improve.train -m model.name=resnet10t,test_resnet trainer.lr=1e-3,3e-3
+
+Everything a run produces lands in its output dir: metrics.json (see README), train.log,
+checkpoints/{best,last}.ckpt and csv/metrics.csv. Any failure still writes metrics.json
+with status "failed" and the reason, and the command exits non-zero.
+"""
+import json
+import logging
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from omegaconf import DictConfig, OmegaConf
+
+from .augment import build_train_transform, check_transform_output
+from .data import ImageDataModule
+from .models import check_model_name, count_parameters
+from .module import Classifier
+from .record import EpochHistory, RunRecord
+from .schema import EDITABLE_GROUPS, check_ranges, register_configs
+
+log = logging.getLogger("improve.train")
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = PROJECT_ROOT / "conf"
+
+
+def project_path(path: Optional[str]) -> Optional[Path]:
+    """A config path as an absolute Path: relative ones are taken from the project root, not the cwd."""
+    if path is None:
+        return None
+    p = Path(str(path)).expanduser()
+    return p if p.is_absolute() else PROJECT_ROOT / p
+
+
+def validate(cfg: DictConfig) -> None:
+    """Checks that need no data or compute: value ranges and library names. Raises ValueError."""
+    for group in ("dataset", *EDITABLE_GROUPS, "hardware"):
+        check_ranges(group, cfg[group])
+    check_model_name(cfg.model.name)
+    build_train_transform(cfg.augment)  # names and parameters, validated by albumentations itself
+
+
+def _trainer(cfg: DictConfig, out: Path, record: RunRecord) -> L.Trainer:
+    hw, t = cfg.hardware, cfg.trainer
+    callbacks = [
+        EpochHistory(record),
+        ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val/acc", mode="max",
+                        save_last=True, auto_insert_metric_name=False, enable_version_counter=False),
+    ]
+    if t.early_stopping:
+        callbacks.append(EarlyStopping(monitor="val/acc", mode="max", patience=t.early_stopping))
+    return L.Trainer(
+        max_epochs=t.epochs, accelerator=hw.accelerator, devices=hw.devices, num_nodes=hw.num_nodes,
+        strategy=hw.strategy, precision=hw.precision, deterministic=hw.deterministic,
+        gradient_clip_val=t.grad_clip or None, callbacks=callbacks, enable_progress_bar=hw.progress_bar,
+        logger=CSVLogger(out, name="csv", version=""), default_root_dir=out, num_sanity_val_steps=0,
+        log_every_n_steps=10, enable_model_summary=False)
+
+
+def train(cfg: DictConfig) -> Dict[str, Any]:
+    """Train one pipeline and return the content of metrics.json (also written to the output dir).
+
+    Never raises for a failed run: the exception's message goes into `status`/`error`; the
+    caller decides (the CLI exits non-zero).
+    """
+    out = Path(cfg.paths.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    record = RunRecord(out)
+    record.save()
+    try:
+        _run(cfg, out, record)
+        record.update(status="ok")
+    except Exception as err:
+        log.error("run failed: %s: %s", type(err).__name__, err)
+        record.reload()
+        record.fail(err)
+    return record.data
+
+
+def _run(cfg: DictConfig, out: Path, record: RunRecord) -> None:
+    t0 = time.perf_counter()
+    OmegaConf.resolve(cfg)
+    validate(cfg)
+    if cfg.hardware.threads:
+        torch.set_num_threads(cfg.hardware.threads)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+
+    train_transform = build_train_transform(cfg.augment)
+    data = ImageDataModule(cfg.dataset, cfg.augment.image_size, project_path(cfg.paths.cache_dir),
+                           project_path(cfg.dataset.path), cfg.trainer.batch_size, cfg.hardware.num_workers,
+                           train_transform)
+    splits = data.prepare()
+    check_transform_output(train_transform, cfg.augment.image_size, data.channels, cfg.seed)
+    model = Classifier(cfg.model, cfg.augment, cfg.trainer, data.num_classes, data.channels, splits.class_names)
+    record.update(num_params=count_parameters(model.net), dataset={
+        "name": cfg.dataset.name, "classes": splits.class_names, "channels": data.channels,
+        "image_size": cfg.augment.image_size, "train": len(splits.train), "val": len(splits.val),
+        "test": len(splits.test), "skipped": splits.cached.skipped})
+    record.data["timings"]["setup_s"] = round(time.perf_counter() - t0, 3)
+
+    trainer = _trainer(cfg, out, record)
+    t_fit = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+        trainer.fit(model, datamodule=data, ckpt_path=str(project_path(cfg.ckpt_path)) if cfg.ckpt_path else None)
+        record.reload()
+        checkpoint = trainer.checkpoint_callback
+        record.data["timings"]["fit_s"] = round(time.perf_counter() - t_fit, 3)
+        record.update(checkpoint=_relative(checkpoint.best_model_path, out),
+                      last_checkpoint=_relative(checkpoint.last_model_path, out))
+        if cfg.test:
+            t_test = time.perf_counter()
+            results = trainer.test(model, datamodule=data, ckpt_path=checkpoint.best_model_path or None,
+                                   verbose=False)
+            record.data["timings"]["test_s"] = round(time.perf_counter() - t_test, 3)
+            record.update(test_acc=results[0]["test/acc"], test_loss=results[0]["test/loss"])
+
+
+def _relative(path: str, out: Path) -> Optional[str]:
+    if not path:
+        return None
+    try:
+        return str(Path(path).relative_to(out))
+    except ValueError:
+        return path
+
+
+def summary_line(metrics: Dict[str, Any]) -> str:
+    if metrics["status"] != "ok":
+        return f"FAILED ({metrics['error_type']}): {metrics['error']}"
+    parts = [f"best val acc {metrics['best_val_acc']:.4f} (epoch {metrics['best_epoch']})"]
+    if metrics["test_acc"] is not None:
+        parts.append(f"test acc {metrics['test_acc']:.4f}")
+    parts.append(f"{metrics['num_params']:,} params")
+    parts.append(f"{metrics['throughput']['train_images_per_s']} img/s")
+    parts.append(f"{metrics['timings']['total_s']:.1f} s")
+    return ", ".join(parts)
+
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
+def main(cfg: DictConfig) -> Optional[float]:
+    metrics = train(cfg)
+    from rich.console import Console
+
+    console = Console(stderr=False)
+    ok = metrics["status"] == "ok"
+    console.print(("[bold green]" if ok else "[bold red]") + summary_line(metrics), highlight=False)
+    console.print(f"metrics: {Path(cfg.paths.output_dir) / 'metrics.json'}", highlight=False)
+    if not ok:
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            return float("nan")  # a failed trial: the sweep goes on
+        sys.exit(1)
+    return metrics["best_val_acc"]  # the value Hydra sweepers (Optuna) maximise
+
+
+if __name__ == "__main__":
+    main()
