@@ -159,16 +159,26 @@ def field_docs(schema: type) -> Dict[str, Dict[str, Any]]:
     return out
 
 
+DERIVED_KEYS = {
+    "num_classes": "num_classes comes from the dataset and cannot be set",
+    "in_chans": "in_chans comes from the dataset (dataset.channels) and cannot be set",
+}
+
 _RULES = {"ge": (operator.ge, ">="), "gt": (operator.gt, ">"), "le": (operator.le, "<="), "lt": (operator.lt, "<")}
 
 
 def check_ranges(group: str, values: Any) -> None:
-    """Raise ValueError naming `group.key`, the value and the allowed range for each rule broken.
+    """Raise ValueError naming `group.key`, the value and the rule, for unknown keys and values out of range.
 
     `values` is a mapping (DictConfig or dict) of one group.
     """
     schema = GROUP_SCHEMAS[group]
     problems = []
+    known = {f.name for f in fields(schema)}
+    for key in values:
+        if key not in known:
+            why = DERIVED_KEYS.get(key, f"known keys are {sorted(known)}")
+            problems.append(f"{group}.{key} is not a setting of '{group}'; {why}")
     for f in fields(schema):
         if is_dataclass(f.type) or f.name not in values:
             continue

@@ -81,7 +81,7 @@ def digits_source(ds, root: Path) -> Source:
 
 # ---------------------------------------------------------------- shapes (generated)
 # Mirror-symmetric shapes with no rotational symmetry: their orientation is defined over 360 degrees,
-# and a flip maps orientation t to 180-t, i.e. to another class.
+# and a horizontal flip maps orientation t (0 = up) to -t, i.e. to another class.
 _SHAPES = {
     "arrow": [(0.0, 1.0), (0.6, 0.2), (0.22, 0.2), (0.22, -1.0), (-0.22, -1.0), (-0.22, 0.2), (-0.6, 0.2)],
     "triangle": [(0.0, 1.0), (0.5, -0.8), (-0.5, -0.8)],
@@ -199,9 +199,9 @@ def _torchvision_source(ds, root: Path, expected: str, make: Callable[[bool, boo
     def open_split(train: bool):
         try:
             return make(train, False)
-        except RuntimeError:
+        except RuntimeError as err:  # torchvision: "Dataset not found or corrupted"
             if not ds.download:
-                raise _missing(ds, f"expected {expected}; set dataset.download=true to fetch them") from None
+                raise _missing(ds, f"{err} Expected {expected}; set dataset.download=true to fetch them") from None
         try:
             return make(train, True)
         except Exception as err:  # no internet: urllib/ssl/socket errors of every kind
