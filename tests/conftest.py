@@ -1,5 +1,8 @@
 """Shared fixtures: the real configs composed once per test, fast settings, a shared cache."""
 import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # before timm/huggingface_hub are imported: no test may reach a model hub
+
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +13,6 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 
 from improve.train import CONFIG_DIR, PROJECT_ROOT
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may reach a model hub
 
 FAST = ["hardware=cpu", "hardware.progress_bar=false", "trainer.epochs=1"]
 
