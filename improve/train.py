@@ -118,6 +118,7 @@ def _run(cfg: DictConfig, out: Path, record: RunRecord) -> None:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+        warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")  # inside Lightning, not ours
         trainer.fit(model, datamodule=data, ckpt_path=str(project_path(cfg.ckpt_path)) if cfg.ckpt_path else None)
         record.reload()
         checkpoint = trainer.checkpoint_callback

@@ -1,0 +1,167 @@
+"""Benchmarks that print numbers: `python -m improve.bench {speed,flip} [options]`.
+
+speed  training images/s vs the raw model's forward+backward+step images/s on in-memory
+       tensors (same model, batch, threads): the framework's and data pipeline's share of
+       the cost (target ratio >= 0.85); and the dataset cache, first load vs cached load of
+       N images from files (target <= 1 s for 10,000).
+flip   the orientation task (`dataset=shapes`) trained with and without a horizontal flip:
+       a flip changes the label, so it must score clearly lower.
+"""
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig, open_dict
+
+from .train import CONFIG_DIR, train
+
+
+def compose_train(overrides: List[str], output_dir: Path, cache_dir: Path) -> DictConfig:
+    """The real `train.yaml` with overrides, writing into output_dir (no Hydra app needed)."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+        cfg.paths.cache_dir = str(cache_dir)
+    return cfg
+
+
+def raw_images_per_s(model: torch.nn.Module, cfg: DictConfig, channels: int, num_classes: int, steps: int) -> float:
+    """Forward+backward+optimizer step on one in-memory batch, repeated: the model's own speed."""
+    from timm.optim import create_optimizer_v2
+
+    t, size = cfg.trainer, cfg.augment.image_size
+    opt = create_optimizer_v2(model, opt=t.optimizer, lr=t.lr, weight_decay=t.weight_decay, momentum=t.momentum)
+    x = torch.randn(t.batch_size, channels, size, size)
+    y = torch.randint(0, num_classes, (t.batch_size,))
+    model.train()
+
+    def step():
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for _ in range(3):
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return steps * t.batch_size / (time.perf_counter() - start)
+
+
+def bench_throughput(overrides: List[str], work: Path) -> Dict[str, float]:
+    from .models import build_model
+
+    cfg = compose_train(["hardware=cpu", "hardware.progress_bar=false", "test=false", *overrides],
+                        work / "run", work / "cache")
+    train(compose_train(["hardware=cpu", "hardware.progress_bar=false", "test=false", "trainer.epochs=1",
+                         *overrides], work / "warm", work / "cache"))  # fills the cache, warms the allocator
+    metrics = train(cfg)
+    if metrics["status"] != "ok":
+        raise RuntimeError(f"training failed: {metrics['error']}")
+    ds = metrics["dataset"]
+    epochs = metrics["epochs"][1:] or metrics["epochs"]  # the first epoch pays one-off costs
+    train_ips = sum(e["train_images"] for e in epochs) / sum(e["train_seconds"] for e in epochs)
+    torch.manual_seed(0)
+    model = build_model(cfg.model, len(ds["classes"]), ds["channels"])
+    steps = max(10, int(sum(e["train_images"] for e in epochs) / cfg.trainer.batch_size))
+    raw = raw_images_per_s(model, cfg, ds["channels"], len(ds["classes"]), steps)
+    return {"model": cfg.model.name, "batch_size": cfg.trainer.batch_size, "image_size": cfg.augment.image_size,
+            "threads": torch.get_num_threads(), "train_images_per_s": round(train_ips, 1),
+            "raw_images_per_s": round(raw, 1), "ratio": round(train_ips / raw, 3)}
+
+
+def bench_cache(n_images: int, size: int, work: Path) -> Dict[str, float]:
+    """Write n PNG files in a class-folder layout, then time the first (decoding) and the cached load."""
+    from PIL import Image
+
+    from .cache import load_cached
+    from .sources import open_source
+
+    root = work / "images"
+    rng = np.random.default_rng(0)
+    for c in range(10):
+        (root / f"class{c}").mkdir(parents=True)
+    pixels = rng.integers(0, 256, (n_images, 48, 40, 3), dtype=np.uint8)
+    for i in range(n_images):
+        Image.fromarray(pixels[i]).save(root / f"class{i % 10}" / f"{i}.png", compress_level=1)
+    cfg = compose_train(["dataset=folder", f"dataset.path={root}", f"augment.image_size={size}"], work / "run",
+                        work / "cache")
+
+    def load():
+        start = time.perf_counter()
+        cached = load_cached(cfg.dataset, open_source(cfg.dataset, root), size, work / "cache")
+        x, y = cached.arrays("train")
+        return time.perf_counter() - start, x, y
+
+    first, x, _ = load()
+    second, x2, _ = load()
+    if x.shape != x2.shape:
+        raise RuntimeError(f"cached load returned {x2.shape}, the first load {x.shape}")
+    return {"images": n_images, "image_size": size, "first_load_s": round(first, 3), "cached_load_s": round(second, 3)}
+
+
+def bench_flip(overrides: List[str], work: Path) -> Dict[str, float]:
+    results = {}
+    for name, transforms in (("no_flip", "[]"), ("hflip", "[{name: HorizontalFlip, p: 0.5}]")):
+        cfg = compose_train(["dataset=shapes", "hardware=cpu", "hardware.progress_bar=false",
+                             f"augment.train_transforms={transforms}", *overrides], work / name, work / "cache")
+        metrics = train(cfg)
+        if metrics["status"] != "ok":
+            raise RuntimeError(f"{name}: training failed: {metrics['error']}")
+        results[name] = {"val_acc": metrics["best_val_acc"], "test_acc": metrics["test_acc"]}
+    return results
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m improve.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    sub = parser.add_subparsers(dest="command", required=True)
+    speed = sub.add_parser("speed", parents=[common], help="training vs raw model images/s; cache load times")
+    speed.add_argument("--cache-images", type=int, default=10_000, help="images written for the cache benchmark")
+    speed.add_argument("--cache-size", type=int, default=32, help="image size of the cache benchmark")
+    speed.add_argument("overrides", nargs="*", default=["trainer.epochs=3"],
+                       help="train.yaml overrides for the throughput run (default: digits, default pipeline)")
+    flip = sub.add_parser("flip", parents=[common], help="shapes orientation task with and without a horizontal flip")
+    flip.add_argument("overrides", nargs="*", default=[], help="train.yaml overrides for both runs")
+    args = parser.parse_args(argv)
+
+    import logging
+
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    work = Path(tempfile.mkdtemp(prefix="improve-bench-"))
+    try:
+        if args.command == "speed":
+            results = {"throughput": bench_throughput(args.overrides, work),
+                       "cache": bench_cache(args.cache_images, args.cache_size, work)}
+            tp, c = results["throughput"], results["cache"]
+            print(f"\ntraining {tp['train_images_per_s']} img/s / raw model {tp['raw_images_per_s']} img/s "
+                  f"= ratio {tp['ratio']:.3f} (target >= 0.85; {tp['model']}, batch {tp['batch_size']}, "
+                  f"{tp['image_size']} px, {tp['threads']} threads)")
+            print(f"cache, {c['images']} images at {c['image_size']} px: first load {c['first_load_s']:.2f} s, "
+                  f"cached load {c['cached_load_s']:.3f} s (target <= 1 s)")
+        else:
+            results = bench_flip(args.overrides, work)
+            print(f"\nshapes orientation, test accuracy: no flip {results['no_flip']['test_acc']:.3f}, "
+                  f"horizontal flip {results['hflip']['test_acc']:.3f}")
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=1))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
