@@ -8,10 +8,12 @@ import json
 import math
 import os
 import time
+import traceback
 from pathlib import Path
 from typing import Any, Dict, Optional
 
 import lightning as L
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 
 SCHEMA_VERSION = 1
 
@@ -43,7 +45,7 @@ class RunRecord:
     def __init__(self, output_dir: Path):
         self.path = Path(output_dir) / "metrics.json"
         self.data: Dict[str, Any] = {
-            "schema": SCHEMA_VERSION, "status": "running", "error": None, "error_type": None,
+            "schema": SCHEMA_VERSION, "status": "running", "error": None, "error_type": None, "traceback": None,
             "epochs": [], "best_val_acc": None, "best_epoch": None, "test_acc": None, "test_loss": None,
             "num_params": None, "dataset": None,
             "timings": {"setup_s": None, "epoch_s": [], "fit_s": None, "test_s": None, "total_s": None},
@@ -57,6 +59,8 @@ class RunRecord:
         self.save()
 
     def save(self) -> None:
+        if rank_zero_only.rank != 0:  # DDP: every rank runs train(); only rank zero keeps the record
+            return
         self.data["timings"]["total_s"] = round(time.perf_counter() - self.started, 3)
         write_json(self.path, self.data)
 
@@ -79,7 +83,9 @@ class RunRecord:
         self.save()
 
     def fail(self, err: BaseException) -> None:
-        self.data.update(status="failed", error=str(err) or type(err).__name__, error_type=type(err).__name__)
+        trace = "".join(traceback.format_exception(type(err), err, err.__traceback__))
+        self.data.update(status="failed", error=str(err) or type(err).__name__, error_type=type(err).__name__,
+                         traceback=trace[-4000:])
         self.save()
 
 

@@ -56,8 +56,8 @@ def _file_stats(files: Sequence[str]) -> str:
     return h.hexdigest()
 
 
-def _missing(ds, what: str) -> DatasetMissingError:
-    where = ds.path or "(dataset.path is not set)"
+def _missing(ds, root: Path, what: str) -> DatasetMissingError:
+    where = str(root.resolve()) if ds.path else "(dataset.path is not set)"
     msg = f"dataset '{ds.name}': {what} (looked in {where})."
     if ds.kaggle:
         msg += (f" Download the Kaggle competition '{ds.kaggle}' (kaggle competitions download -c {ds.kaggle}),"
@@ -142,16 +142,16 @@ def _scan_class_folders(root: Path, classes: Optional[List[str]] = None):
 
 def folder_source(ds, root: Path) -> Source:
     if not ds.path or not root.is_dir():
-        raise _missing(ds, "the image folder does not exist; expected <path>/<class name>/<image files>")
+        raise _missing(ds, root, "the image folder does not exist; expected <path>/<class name>/<image files>")
     classes, files, labels = _scan_class_folders(root)
     if not files:
-        raise _missing(ds, "no class subfolders with files found; expected <path>/<class name>/<image files>")
+        raise _missing(ds, root, "no class subfolders with files found; expected <path>/<class name>/<image files>")
     test = None
     test_files: List[str] = []
     if ds.test_path:
         troot = Path(ds.test_path).expanduser()
         if not troot.is_dir():
-            raise _missing(ds, f"dataset.test_path={ds.test_path} does not exist")
+            raise _missing(ds, root, f"dataset.test_path={ds.test_path} does not exist")
         _, test_files, test_labels = _scan_class_folders(troot, classes)
         test = Items(labels=test_labels, files=test_files)
 
@@ -166,7 +166,7 @@ def csv_source(ds, root: Path) -> Source:
     table = root / ds.csv
     image_dir = root / ds.image_dir
     if not table.is_file() or not image_dir.is_dir():
-        raise _missing(ds, f"expected {ds.csv} (columns {ds.id_column},{ds.label_column}) and the folder {ds.image_dir}/ "
+        raise _missing(ds, root, f"expected {ds.csv} (columns {ds.id_column},{ds.label_column}) and the folder {ds.image_dir}/ "
                            f"holding the images")
     with open(table, newline="") as fh:
         reader = csv.DictReader(fh)
@@ -201,11 +201,11 @@ def _torchvision_source(ds, root: Path, expected: str, make: Callable[[bool, boo
             return make(train, False)
         except RuntimeError as err:  # torchvision: "Dataset not found or corrupted"
             if not ds.download:
-                raise _missing(ds, f"{err} Expected {expected}; set dataset.download=true to fetch them") from None
+                raise _missing(ds, root, f"{err} Expected {expected}; set dataset.download=true to fetch them") from None
         try:
             return make(train, True)
         except Exception as err:  # no internet: urllib/ssl/socket errors of every kind
-            raise _missing(ds, f"could not download ({type(err).__name__}: {err}); this machine may be offline. "
+            raise _missing(ds, root, f"could not download ({type(err).__name__}: {err}); this machine may be offline. "
                                f"Put {expected} there by hand") from None
 
     def load() -> Raw:
@@ -245,7 +245,7 @@ def svhn_source(ds, root: Path) -> Source:
 def tinyimagenet_source(ds, root: Path) -> Source:
     wnids_file, annotations = root / "wnids.txt", root / "val" / "val_annotations.txt"
     if not wnids_file.is_file() or not annotations.is_file():
-        raise _missing(ds, "expected tiny-imagenet-200/ with wnids.txt, train/<wnid>/images/*.JPEG, val/images/*.JPEG "
+        raise _missing(ds, root, "expected tiny-imagenet-200/ with wnids.txt, train/<wnid>/images/*.JPEG, val/images/*.JPEG "
                            "and val/val_annotations.txt (download tiny-imagenet-200.zip and unzip it)")
     wnids = wnids_file.read_text().split()
     names = dict(line.split("\t", 1) for line in (root / "words.txt").read_text().splitlines()) \
@@ -281,7 +281,7 @@ HEART = 2  # latents_classes[:, 1]: 0 square, 1 ellipse, 2 heart
 def dsprites_source(ds, root: Path) -> Source:
     npz = root / DSPRITES_FILE
     if not npz.is_file():
-        raise _missing(ds, f"expected {DSPRITES_FILE} (from the deepmind/dsprites-dataset repository)")
+        raise _missing(ds, root, f"expected {DSPRITES_FILE} (from the deepmind/dsprites-dataset repository)")
     k, n, seed = ds.classes, ds.samples_per_class, ds.seed
 
     def load() -> Raw:

@@ -144,7 +144,7 @@ def _relative(path: str, out: Path) -> Optional[str]:
 
 def summary_line(metrics: Dict[str, Any]) -> str:
     if metrics["status"] != "ok":
-        return f"FAILED ({metrics['error_type']}): {metrics['error']}"
+        return f"FAILED ({metrics['error_type']}): the reason is logged above and saved in metrics.json"
     parts = [f"best val acc {metrics['best_val_acc']:.4f} (epoch {metrics['best_epoch']})"]
     if metrics["test_acc"] is not None:
         parts.append(f"test acc {metrics['test_acc']:.4f}")
