@@ -14,7 +14,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -22,7 +22,7 @@ from PIL import Image, ImageOps
 from .sources import Items, Source, source_key
 
 log = logging.getLogger(__name__)
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
 
 
@@ -35,6 +35,7 @@ class Cached:
     channels: int
     has_test: bool
     skipped: List[str]
+    native_size: Dict[str, List[int]]  # min/median/max [width, height] of the source images
 
     def arrays(self, split: str) -> Tuple[np.ndarray, np.ndarray]:
         return (np.load(self.dir / f"{split}_x.npy", mmap_mode="r"), np.load(self.dir / f"{split}_y.npy"))
@@ -57,11 +58,12 @@ def fit_square(img: Image.Image, size: int, channels: int) -> np.ndarray:
     return arr[:, :, None] if arr.ndim == 2 else arr
 
 
-def _decode_file(path: str, size: int, channels: int) -> Optional[np.ndarray]:
+def _decode_file(path: str, size: int, channels: int) -> Optional[Tuple[np.ndarray, Tuple[int, int]]]:
     try:
         with Image.open(path) as img:
+            native = img.size
             img.draft("RGB" if channels == 3 else "L", (size, size))  # JPEG: decode at reduced size, much faster
-            return fit_square(img, size, channels)
+            return fit_square(img, size, channels), native
     except Exception:  # truncated, corrupt, not an image: reported by the caller
         return None
 
@@ -78,8 +80,9 @@ def _infer_channels(files: List[str]) -> int:
     return 1
 
 
-def _write_split(out: Path, split: str, items: Items, size: int, channels: int, workers: int) -> List[str]:
-    """Decode one split into out/{split}_x.npy and out/{split}_y.npy; returns the skipped files."""
+def _write_split(out: Path, split: str, items: Items, size: int, channels: int,
+                 workers: int) -> Tuple[List[str], List[Tuple[int, int]]]:
+    """Decode one split into out/{split}_x.npy and out/{split}_y.npy; returns skipped files and native sizes."""
     n = len(items)
     if items.images is not None:
         x = np.lib.format.open_memmap(out / f"{split}_x.npy", mode="w+", dtype=np.uint8, shape=(n, size, size, channels))
@@ -88,7 +91,7 @@ def _write_split(out: Path, split: str, items: Items, size: int, channels: int, 
             x[i] = fit_square(pil, size, channels)
         x.flush()
         np.save(out / f"{split}_y.npy", items.labels)
-        return []
+        return [], [(items.images.shape[2], items.images.shape[1])] * n
     with ThreadPoolExecutor(max_workers=workers) as pool:  # PIL decodes and resizes without holding the GIL
         decoded = list(pool.map(lambda p: _decode_file(p, size, channels), items.files))
     keep = [i for i, a in enumerate(decoded) if a is not None]
@@ -96,10 +99,17 @@ def _write_split(out: Path, split: str, items: Items, size: int, channels: int, 
     x = np.lib.format.open_memmap(out / f"{split}_x.npy", mode="w+", dtype=np.uint8,
                                   shape=(len(keep), size, size, channels))
     for j, i in enumerate(keep):
-        x[j] = decoded[i]
+        x[j] = decoded[i][0]
     x.flush()
     np.save(out / f"{split}_y.npy", items.labels[keep])
-    return skipped
+    return skipped, [decoded[i][1] for i in keep]
+
+
+def _size_summary(sizes: List[Tuple[int, int]]) -> Dict[str, List[int]]:
+    if not sizes:
+        return {"min": [0, 0], "median": [0, 0], "max": [0, 0]}
+    arr = np.asarray(sizes)
+    return {"min": arr.min(0).tolist(), "median": np.median(arr, 0).astype(int).tolist(), "max": arr.max(0).tolist()}
 
 
 def cache_key(ds, source: Source, size: int, channels: int) -> str:
@@ -120,18 +130,19 @@ def load_cached(ds, source: Source, size: int, cache_dir: Path, workers: int = 0
     meta_file = entry / "meta.json"
     if meta_file.is_file():
         meta = json.loads(meta_file.read_text())
-        cached = Cached(entry, meta["class_names"], meta["channels"], meta["has_test"], meta["skipped"])
     else:
         raw = raw or source.load()
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=cache_dir))
         try:
             workers = workers or min(8, os.cpu_count() or 1)
-            skipped = _write_split(tmp, "train", raw.train, size, channels, workers)
+            skipped, sizes = _write_split(tmp, "train", raw.train, size, channels, workers)
             if raw.test is not None:
-                skipped += _write_split(tmp, "test", raw.test, size, channels, workers)
+                test_skipped, test_sizes = _write_split(tmp, "test", raw.test, size, channels, workers)
+                skipped, sizes = skipped + test_skipped, sizes + test_sizes
             meta = {"class_names": source.class_names, "channels": channels, "has_test": raw.test is not None,
-                    "skipped": skipped, "size": size, "source": source_key(ds, source)}
+                    "skipped": skipped, "native_size": _size_summary(sizes), "size": size,
+                    "source": source_key(ds, source)}
             (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
             try:
                 os.replace(tmp, entry)  # atomic: a half-written entry is never visible
@@ -140,7 +151,9 @@ def load_cached(ds, source: Source, size: int, cache_dir: Path, workers: int = 0
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
-        cached = Cached(entry, source.class_names, channels, raw.test is not None, skipped)
+        meta = json.loads(meta_file.read_text())
+    cached = Cached(entry, meta["class_names"], meta["channels"], meta["has_test"], meta["skipped"],
+                    meta["native_size"])
     if cached.skipped:
         listing = "\n  ".join(cached.skipped)
         if ds.strict:

@@ -131,18 +131,65 @@ class TrainConfig:
     recipe: Optional[str] = _f(None, "name of the recipe the pipeline started from (set by recipe files)")
 
 
+@dataclass
+class LoopConfig:
+    rounds: int = _f(5, "refinement rounds after round 0 (the paper used 20)", ge=0, le=1000)
+    time_budget: float = _f(0.0, "stop starting new rounds after this many seconds; 0 = no limit", ge=0.0)
+    target: float = _f(0.0, "stop early once validation accuracy reaches this; 0 = off", ge=0.0, le=1.0)
+    min_delta: float = _f(0.0, "keep a candidate only if val accuracy beats the incumbent by more than this", ge=0.0)
+    strategy: str = _f("iterative", "iterative: one group a round; all_at_once: every group every round (no-IR ablation)",
+                       choices=["iterative", "all_at_once"])
+    init: str = _f("unified", "unified: the architect writes the whole first pipeline; sequential: one group at a time",
+                   choices=["unified", "sequential"])
+    max_repairs: int = _f(2, "times an engineer may fix an edit that failed validation", ge=0, le=10)
+    round_timeout: float = _f(900.0, "wall-clock seconds a training round may take before it is killed", gt=0.0)
+    max_epochs: int = _f(40, "most epochs an agent may give one round", ge=1)
+    pretrained_reachable: Any = _f("auto", "whether pretrained weights can be downloaded: true, false or auto")
+
+
+@dataclass
+class ConstraintsConfig:
+    max_params: int = _f(0, "reject models with more parameters than this; 0 = no limit", ge=0)
+    max_latency_ms: float = _f(0.0, "reject pipelines whose single-image CPU inference is slower; 0 = no limit", ge=0.0)
+    min_accuracy: float = _f(0.0, "accuracy the final model must reach (reported as met or not); 0 = none", ge=0.0,
+                             le=1.0)
+
+
+@dataclass
+class LLMConfig:
+    provider: str = _f("auto", "auto, heuristic (offline expert), or an LLM provider")
+
+
+@dataclass
+class RefineConfig:
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    hardware: HardwareConfig = field(default_factory=HardwareConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    loop: LoopConfig = field(default_factory=LoopConfig)
+    constraints: ConstraintsConfig = field(default_factory=ConstraintsConfig)
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    seed: int = _f(0, "seed of the agents and of every round's training")
+    resume: Optional[str] = _f(None, "run directory to continue (python -m improve resume=outputs/improve/...)")
+
+
 GROUP_SCHEMAS = {
     "dataset": DatasetConfig,
     "augment": AugmentConfig,
     "model": ModelConfig,
     "trainer": TrainerConfig,
     "hardware": HardwareConfig,
+    "loop": LoopConfig,
+    "constraints": ConstraintsConfig,
 }
 
 
 def register_configs() -> None:
-    """Register the schema as the base of `train.yaml` (Hydra structured config)."""
+    """Register the schemas as the bases of `train.yaml` and `config.yaml` (Hydra structured configs)."""
     ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+    ConfigStore.instance().store(name="refine_schema", node=RefineConfig)
 
 
 def field_docs(schema: type) -> Dict[str, Dict[str, Any]]:

@@ -1,0 +1,60 @@
+"""The roles the refinement loop talks to, whoever plays them (offline expert or an LLM).
+
+Architect: dataset profile -> a complete first pipeline (unified initialisation), or one
+group at a time (`init_group`, the no-UPI ablation). Analyst: summarised history -> ONE group
+and why. Engineer: feedback + the group's current values + what was tried -> new YAML for
+that group. Every YAML an agent returns is untrusted text, validated by `improve.edits`.
+"""
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Protocol
+
+
+@dataclass
+class Proposal:
+    """The Architect's first pipeline: group -> YAML text."""
+
+    pipeline: Dict[str, str]
+    rationale: str
+
+
+@dataclass
+class Choice:
+    """The Analyst's pick: which group to change this round, and what the engineer should aim for."""
+
+    group: str
+    feedback: str
+
+
+@dataclass
+class Edit:
+    """An Engineer's reply: the new YAML for one group, and why."""
+
+    yaml: str
+    rationale: str
+    usage: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Context:
+    """What every role may read: the profile, the incumbent, the summarised rounds, the settings."""
+
+    profile: Dict[str, Any]
+    incumbent: Dict[str, Any]  # {"round", "pipeline", "val_acc", "summary"}
+    rounds: List[Dict[str, Any]]  # summarised rounds, oldest first, bounded in size
+    round: int
+    seed: int = 0
+    max_epochs: int = 50
+
+
+class Agent(Protocol):
+    name: str
+
+    def architect(self, ctx: Context, defaults: Dict[str, Dict[str, Any]], error: Optional[str] = None) -> Proposal:
+        ...
+
+    def init_group(self, group: str, ctx: Context, current: Dict[str, Any]) -> Edit: ...
+
+    def analyst(self, ctx: Context) -> Choice: ...
+
+    def engineer(self, group: str, feedback: str, ctx: Context, current: Dict[str, Any],
+                 tried: List[Dict[str, Any]], error: Optional[str] = None) -> Edit: ...

@@ -1,0 +1,53 @@
+"""What a person reads: one console line per round, and report.md with the round table."""
+from pathlib import Path
+from typing import Any, Optional
+
+STYLE = {"kept": "green", "reverted": "yellow", "failed": "red", "invalid": "red"}
+
+
+def _short(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def console_line(r: int, group: str, change: str, val: Optional[float], delta: Optional[float], decision: str,
+                 seconds: float, reason: Optional[str] = None) -> str:
+    val_s = f"{val:.4f}" if val is not None else "  -   "
+    delta_s = f"{delta:+.4f}" if delta is not None else "   -   "
+    line = (f"round {r:>2}  {group:<22} {_short(change, 48):<48} val {val_s}  Δ {delta_s}  "
+            f"[{STYLE.get(decision, 'white')}]{decision:<8}[/] {seconds:6.1f} s")
+    if reason and decision in ("failed", "invalid"):
+        line += f"\n          {_short(reason, 200)}"
+    return line
+
+
+def _cell(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def write_report(run_dir: Path, state) -> Path:
+    """report.md: the run's round table and its outcome (rewritten after every round)."""
+    lines = [f"# Refinement run `{run_dir.name}`", ""]
+    profile = state.profile or {}
+    if profile:
+        lines += [f"Dataset **{profile.get('name')}**: {profile.get('train_images')} training images, "
+                  f"{profile.get('num_classes')} classes, {profile.get('channels')} channel(s)."
+                  + (f" Description: {profile.get('description')}" if profile.get("description") else ""), ""]
+    if state.incumbent:
+        inc = state.incumbent
+        lines.append(f"Incumbent: round {inc['round']}, validation accuracy **{inc['val_acc']:.4f}**.")
+    if state.final and state.final.get("test_acc") is not None:
+        lines.append(f"Final test accuracy of the incumbent (evaluated once, at the end): "
+                     f"**{state.final['test_acc']:.4f}**.")
+    lines += ["", "| round | author | group | change | rationale | val acc | Δ | decision | seconds |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(state.decisions):
+        d, p = state.decisions[r], state.proposals.get(r, {})
+        val = f"{d['val_acc']:.4f}" if d["val_acc"] is not None else "-"
+        delta = f"{d['delta']:+.4f}" if d["delta"] is not None else "-"
+        decision = d["decision"] + (f" ({_short(d['reason'], 120)})" if d.get("reason") else "")
+        lines.append(f"| {r} | {d['author']} | {d['group']} | {_cell('; '.join(d['changes'])[:300] or '-')} | "
+                     f"{_cell(_short(p.get('rationale') or d.get('reason') or '', 160))} | {val} | {delta} | "
+                     f"{_cell(decision)} | {d['seconds']} |")
+    path = run_dir / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
