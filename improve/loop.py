@@ -461,6 +461,13 @@ class Refinement:
                 + yaml.safe_dump({**train_cfg, "test": True}, sort_keys=False))
             _atomic_copy(ckpt, best / "best.ckpt")
             test = evaluate(OmegaConf.create(train_cfg), ckpt)
+            first_ckpt = self.run_dir / "rounds" / "00" / "checkpoints" / "best.ckpt"
+            if inc["round"] != 0 and 0 in state.proposals and first_ckpt.is_file():
+                # reported, never used for selection: how much the refinement gained over the first pipeline
+                first = evaluate(OmegaConf.create(self._train_config(state.proposals[0]["pipeline"], best)), first_ckpt)
+                result["round0_test_acc"] = round(first["acc"], 4)
+            else:
+                result["round0_test_acc"] = round(test["acc"], 4) if inc["round"] == 0 else None
             min_acc = self.cfg.constraints.min_accuracy
             result.update(incumbent_round=inc["round"], val_acc=inc["val_acc"], test_acc=round(test["acc"], 4),
                           test_loss=round(test["loss"], 4),
@@ -472,7 +479,8 @@ class Refinement:
         if inc is not None:
             self.console.print(
                 f"[bold green]best: round {inc['round']}, val acc {inc['val_acc']:.4f}, test acc {result['test_acc']:.4f}"
-                f"[/] ({result['rounds']} rounds) -> {self.run_dir / 'best'}", highlight=False)
+                f"[/] ({result['rounds']} rounds; round 0 test acc {result['round0_test_acc']}) -> "
+                f"{self.run_dir / 'best'}", highlight=False)
             if result.get("min_accuracy_met") is False:
                 self.console.print(f"constraints.min_accuracy={self.cfg.constraints.min_accuracy} not met",
                                    style="red")

@@ -37,7 +37,9 @@ def write_report(run_dir: Path, state) -> Path:
         lines.append(f"Incumbent: round {inc['round']}, validation accuracy **{inc['val_acc']:.4f}**.")
     if state.final and state.final.get("test_acc") is not None:
         lines.append(f"Final test accuracy of the incumbent (evaluated once, at the end): "
-                     f"**{state.final['test_acc']:.4f}**.")
+                     f"**{state.final['test_acc']:.4f}**"
+                     + (f" (the first pipeline, round 0: {state.final['round0_test_acc']:.4f})."
+                        if state.final.get("round0_test_acc") is not None else "."))
     lines += ["", "| round | author | group | change | rationale | val acc | Δ | decision | seconds |",
               "|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(state.decisions):

@@ -1,0 +1,97 @@
+"""A corpus of bad Engineer outputs: each rejected with its own message, nothing trained or executed."""
+from pathlib import Path
+
+import pytest
+import yaml
+from omegaconf import OmegaConf
+
+from improve.edits import EditRejected, check_group, parse_edit, preflight, validate_edit
+from improve.schema import AugmentConfig, ModelConfig, TrainerConfig
+
+PIPELINE = {
+    "augment": OmegaConf.to_container(OmegaConf.structured(AugmentConfig)),
+    "model": {**OmegaConf.to_container(OmegaConf.structured(ModelConfig(name="test_resnet")))},
+    "trainer": OmegaConf.to_container(OmegaConf.structured(TrainerConfig)),
+}
+
+
+def validate(text: str, group: str, **constraints):
+    return validate_edit(text, group, PIPELINE, num_classes=10, channels=1, constraints=constraints)
+
+
+CORPUS = [
+    ("empty", "trainer", "   \n", ["no YAML"]),
+    ("not YAML", "trainer", "lr: [0.1\nepochs: {", ["not valid YAML"]),
+    ("prose", "trainer", "I think we should lower the learning rate.", ["expected a YAML mapping", "str"]),
+    ("another group's keys", "trainer", "lr: 0.01\nmodel: {name: resnet18}", ["only the 'trainer' group", "model"]),
+    ("wrapped other group", "augment", "trainer: {lr: 0.1}", ["only the 'augment' group", "trainer"]),
+    ("dataset key", "model", "name: resnet18\ndataset: {path: /etc}", ["only the 'model' group", "dataset"]),
+    ("unknown key", "trainer", "learning_rate: 0.01", ["trainer.learning_rate", "'trainer' keys are"]),
+    ("wrong type", "trainer", "epochs: lots", ["trainer.epochs", "lots"]),
+    ("out of range", "trainer", "lr: -3", ["trainer.lr=-3", "must be >"]),
+    ("unknown timm model", "model", "name: resnet_9000", ["model.name='resnet_9000'", "close matches"]),
+    ("unknown transform", "augment", "train_transforms: [{name: HorizontalFlipp, p: 0.5}]",
+     ["HorizontalFlipp", "HorizontalFlip"]),
+    ("bad transform parameter", "augment", "train_transforms: [{name: Affine, rotate: sideways}]",
+     ["train_transforms[0]", "Affine", "rotate"]),
+    ("_target_", "trainer", "_target_: os.system\ncommand: touch {marker}", ["_target_", "not allowed"]),
+    ("nested _target_", "augment", "train_transforms: [{name: Affine, _target_: os.system}]", ["_target_"]),
+    ("interpolation", "model", "name: ${oc.env:HOME}", ["interpolations", "environment"]),
+    ("python tag", "trainer", "lr: !!python/object/apply:os.system ['touch {marker}']", ["YAML tags", "python"]),
+    ("exhausting image size", "augment", "image_size: 200000", ["augment.image_size=200000", "<= 1024"]),
+    ("num_classes from the dataset", "model", "name: test_resnet\nnum_classes: 3", ["model.num_classes"]),
+    ("not an editable group", "hardware", "devices: 8", ["not agent-editable"]),
+]
+
+
+@pytest.mark.parametrize("name,group,text,words", CORPUS, ids=[c[0] for c in CORPUS])
+def test_bad_engineer_output_is_rejected_with_a_specific_message(name, group, text, words, tmp_path):
+    marker = tmp_path / "pwned"
+    with pytest.raises(EditRejected) as err:
+        validate(text.replace("{marker}", str(marker)), group)
+    for w in words:
+        assert w in str(err.value), f"{name}: {err.value}"
+    assert not marker.exists()  # nothing the agent wrote was executed
+
+
+def test_each_bad_output_gets_its_own_kind():
+    kinds = {}
+    for name, group, text, _ in CORPUS:
+        with pytest.raises(EditRejected) as err:
+            validate(text.replace("{marker}", "/nonexistent"), group)
+        kinds[name] = err.value.kind
+    assert kinds["empty"] == "empty" and kinds["not YAML"] == "not_yaml" and kinds["prose"] == "not_mapping"
+    assert kinds["another group's keys"] == "other_group" and kinds["unknown key"] == "unknown_key"
+    assert kinds["wrong type"] == "wrong_type" and kinds["out of range"] == "out_of_range"
+    assert kinds["unknown timm model"] == "unknown_model" and kinds["unknown transform"] == "unknown_transform"
+    assert kinds["bad transform parameter"] == "bad_transform_params" and kinds["_target_"] == "forbidden_target"
+    assert kinds["interpolation"] == "interpolation" and kinds["python tag"] == "yaml_tag"
+
+
+def test_a_valid_partial_edit_keeps_the_other_values_and_passes_preflight():
+    candidate, pf = validate("lr: 0.01\nepochs: 3", "trainer")
+    assert candidate["trainer"]["lr"] == 0.01 and candidate["trainer"]["epochs"] == 3
+    assert candidate["trainer"]["optimizer"] == PIPELINE["trainer"]["optimizer"]
+    assert candidate["model"] == PIPELINE["model"]
+    assert pf.num_params > 0 and pf.latency_ms > 0
+
+
+def test_wrapped_group_reply_is_accepted():
+    assert parse_edit(yaml.safe_dump({"trainer": {"lr": 0.02}}), "trainer") == {"lr": 0.02}
+
+
+def test_constraints_reject_before_training_and_say_by_how_much():
+    with pytest.raises(EditRejected) as err:
+        validate("name: resnet18", "model", max_params=1_000_000)
+    assert err.value.kind == "constraint" and "max_params=1,000,000" in str(err.value) and "x)" in str(err.value)
+    with pytest.raises(EditRejected) as err:
+        validate("name: test_resnet", "model", max_latency_ms=1e-6)
+    assert "max_latency_ms" in str(err.value) and "ms" in str(err.value)
+
+
+def test_preflight_catches_a_transform_that_breaks_at_runtime():
+    pipeline = {**PIPELINE, "augment": check_group("augment", {
+        "train_transforms": [{"name": "RandomCrop", "height": 16, "width": 16}]}, PIPELINE["augment"])}
+    with pytest.raises(EditRejected) as err:
+        preflight(pipeline, 10, 1)
+    assert err.value.kind == "preflight" and "image_size" in str(err.value)

@@ -1,0 +1,166 @@
+"""The refinement loop end to end: real configs, real subprocess rounds, small data."""
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import open_dict
+from rich.console import Console
+
+import improve.__main__  # noqa: F401  (registers the run_dir resolver)
+from improve.agents import Edit, HeuristicAgent
+from improve.journal import Journal
+from improve.loop import Refinement
+from improve.train import CONFIG_DIR, PROJECT_ROOT
+
+from .conftest import run_cli
+
+FAST = ["hardware=cpu", "hardware.progress_bar=false", "dataset.max_train=200", "loop.max_epochs=1",
+        "loop.pretrained_reachable=false"]
+
+
+def decisions(run_dir: Path):
+    return [e for e in Journal(run_dir / "journal.jsonl").events() if e["event"] == "decision"]
+
+
+def compose_loop(tmp_path, cache_dir, *overrides):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=[*FAST, f"paths.cache_dir={cache_dir}", *overrides])
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path / "run")
+    GlobalHydra.instance().clear()
+    return cfg
+
+
+def test_cli_run_on_digits_uses_the_offline_expert_and_finishes_with_best_and_report(tmp_path, cache_dir):
+    proc = run_cli("improve", "loop.rounds=2", *FAST, f"paths.cache_dir={cache_dir}", f"hydra.run.dir={tmp_path}",
+                   env={"ANTHROPIC_API_KEY": "", "OPENAI_API_KEY": ""})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "offline expert" in proc.stdout
+    ds = decisions(tmp_path)
+    assert [d["round"] for d in ds] == [0, 1, 2]
+    assert all(d["decision"] in ("kept", "reverted") for d in ds)  # every round valid and trained
+    assert [d["author"] for d in ds][:2] == ["architect", "engineer"]
+    assert all(len(d["group"].split("+")) == 1 for d in ds[1:])  # one group a round
+    end = [e for e in Journal(tmp_path / "journal.jsonl").events() if e["event"] == "end"][-1]
+    assert end["test_acc"] is not None and end["rounds"] == 3
+    assert (tmp_path / "best" / "best.ckpt").is_file() and (tmp_path / "best" / "config.yaml").is_file()
+    report = (tmp_path / "report.md").read_text()
+    assert "| 0 | architect |" in report and "| 2 | engineer |" in report
+    for r in range(3):
+        assert "round" in proc.stdout and (tmp_path / "rounds" / f"{r:02d}" / "metrics.json").is_file()
+
+
+def test_kill_9_during_a_round_then_resume_completes_without_losing_or_repeating(tmp_path, cache_dir):
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "improve", "loop.rounds=3", *FAST, f"paths.cache_dir={cache_dir}",
+            f"hydra.run.dir={run}"]
+    proc = subprocess.Popen(args, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    deadline = time.time() + 240
+    while time.time() < deadline:  # wait until round 1 is training
+        if (run / "rounds" / "01" / "stdout.log").is_file() and len(decisions(run)) == 1:
+            break
+        time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("round 1 never started")
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert [d["round"] for d in decisions(run)] == [0]
+    state_before = json.loads((run / "incumbent" / "state.json").read_text())
+
+    resumed = run_cli("improve", f"resume={run}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    rounds = [d["round"] for d in decisions(run)]
+    assert rounds == [0, 1, 2, 3]  # planned number, none lost, none repeated
+    events = Journal(run / "journal.jsonl").events()
+    assert sum(e["event"] == "proposal" and e["round"] == 1 for e in events) == 1  # the interrupted round reran
+    kept = [d for d in decisions(run) if d["decision"] == "kept"]
+    state = json.loads((run / "incumbent" / "state.json").read_text())
+    assert state["round"] == kept[-1]["round"] and state_before["round"] == 0
+    import hashlib
+
+    assert hashlib.sha256((run / "incumbent" / "config.yaml").read_bytes()).hexdigest() == state["config_sha"]
+    import torch
+
+    torch.load(run / "incumbent" / "best.ckpt", map_location="cpu", weights_only=True)  # intact
+
+
+def test_hand_edit_between_rounds_is_trained_as_a_human_round_and_judged(tmp_path, cache_dir):
+    cfg = compose_loop(tmp_path, cache_dir, "loop.rounds=0")
+    out = io.StringIO()
+    Refinement(cfg, tmp_path / "run", console=Console(file=out)).run()
+    config = tmp_path / "run" / "incumbent" / "config.yaml"
+    text = config.read_text()
+    edited = text.replace("label_smoothing: 0.0", "label_smoothing: 0.15")
+    assert edited != text
+    config.write_text(edited)
+    with open_dict(cfg):
+        cfg.loop.rounds = 1
+    Refinement(cfg, tmp_path / "run", console=Console(file=out)).run()
+    ds = decisions(tmp_path / "run")
+    assert [d["round"] for d in ds] == [0, 1]
+    assert ds[1]["author"] == "human" and ds[1]["group"] == "trainer"
+    assert ds[1]["decision"] in ("kept", "reverted") and ds[1]["val_acc"] is not None
+    assert "trainer: label_smoothing 0 -> 0.15" in ds[1]["changes"]
+    assert "hand edit found" in out.getvalue()
+
+
+class ScriptedEngineer(HeuristicAgent):
+    """Replies with bad YAML first; `good_after` decides when the heuristic's own edit comes."""
+
+    def __init__(self, bad, good_after):
+        self.bad, self.good_after, self.calls = list(bad), good_after, 0
+
+    def engineer(self, group, feedback, ctx, current, tried, error=None):
+        self.calls += 1
+        if self.calls <= self.good_after:
+            return Edit(yaml=self.bad[(self.calls - 1) % len(self.bad)], rationale="scripted")
+        return super().engineer(group, feedback, ctx, current, tried, error)
+
+
+def test_invalid_edit_is_repaired_and_an_unrepairable_round_trains_nothing(tmp_path, cache_dir, monkeypatch):
+    marker = tmp_path / "pwned"
+    bad = [f"_target_: os.system\ncommand: touch {marker}", "lr: !!python/object/apply:os.system ['x']"]
+    agent = ScriptedEngineer(bad, good_after=1)
+    monkeypatch.setattr("improve.loop.make_agent", lambda llm: (agent, "agent: scripted"))
+    cfg = compose_loop(tmp_path, cache_dir, "loop.rounds=2", "loop.max_repairs=1")
+    Refinement(cfg, tmp_path / "run", console=Console(file=io.StringIO())).run()
+    events = Journal(tmp_path / "run" / "journal.jsonl").events()
+    errors = [e for e in events if e["event"] == "validation_error"]
+    ds = {d["round"]: d for d in decisions(tmp_path / "run")}
+    assert errors[0]["round"] == 1 and errors[0]["kind"] == "forbidden_target"
+    assert ds[1]["decision"] in ("kept", "reverted")  # repaired on the second try, then trained
+    assert not marker.exists()
+
+    agent2 = ScriptedEngineer(bad, good_after=100)  # never valid: the round is invalid, nothing trained
+    monkeypatch.setattr("improve.loop.make_agent", lambda llm: (agent2, "agent: scripted"))
+    with open_dict(cfg):
+        cfg.loop.rounds = 3
+    Refinement(cfg, tmp_path / "run", console=Console(file=io.StringIO())).run()
+    ds = {d["round"]: d for d in decisions(tmp_path / "run")}
+    assert ds[3]["decision"] == "invalid" and not (tmp_path / "run" / "rounds" / "03").exists()
+    kinds = [e["kind"] for e in Journal(tmp_path / "run" / "journal.jsonl").events()
+             if e["event"] == "validation_error" and e["round"] == 3]
+    assert kinds == ["forbidden_target", "yaml_tag"]
+    assert not marker.exists()
+
+
+def test_all_at_once_strategy_and_sequential_init_run_end_to_end(tmp_path, cache_dir):
+    cfg = compose_loop(tmp_path, cache_dir, "loop.rounds=1", "loop.strategy=all_at_once", "loop.init=sequential")
+    result = Refinement(cfg, tmp_path / "run", console=Console(file=io.StringIO())).run()
+    ds = decisions(tmp_path / "run")
+    assert ds[0]["author"] == "engineers" and ds[1]["group"] == "augment+model+trainer"
+    groups_changed = {c.split(":")[0] for c in ds[1]["changes"]}
+    assert groups_changed == {"augment", "model", "trainer"}
+    assert result["test_acc"] is not None
