@@ -18,22 +18,13 @@ from typing import Dict, List
 import numpy as np
 import torch
 import torch.nn.functional as F
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
-from .train import CONFIG_DIR, train
+from .train import compose_config, train
 
 
 def compose_train(overrides: List[str], output_dir: Path, cache_dir: Path) -> DictConfig:
-    """The real `train.yaml` with overrides, writing into output_dir (no Hydra app needed)."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(output_dir)
-        cfg.paths.cache_dir = str(cache_dir)
-    return cfg
+    return compose_config("train", overrides, output_dir, cache_dir)
 
 
 def raw_images_per_s(model: torch.nn.Module, cfg: DictConfig, channels: int, num_classes: int, steps: int) -> float:

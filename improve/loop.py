@@ -288,6 +288,9 @@ class Refinement:
                     if not isinstance(data, dict) or set(data) - set(EDITABLE_GROUPS):
                         raise EditRejected("other_group", f"incumbent/config.yaml may hold only {list(EDITABLE_GROUPS)}")
                     edited = {g: check_group(g, data.get(g) or {}, current[g]) for g in EDITABLE_GROUPS}
+                    pending = state.proposals.get(state.next_round)
+                    if pending and edited == pending["pipeline"]:
+                        edited = None  # our own promotion, cut short by a kill before its decision: not a person's
                 except (EditRejected, yaml.YAMLError) as err:
                     self._reject_human(state, source, err)
                     edited = None
@@ -328,6 +331,11 @@ class Refinement:
         base = state.incumbent["pipeline"] if state.incumbent else {}
         changes = pipeline_diff(base, pipeline) if pipeline else {}
         flat_changes = [f"{g}: {c}" for g, cs in changes.items() for c in cs]
+        if pipeline is not None and not base:  # no incumbent yet: describe the pipeline, not a diff against nothing
+            m, a = pipeline["model"], pipeline["augment"]
+            flat_changes = [f"{m['name']}{' pretrained' if m['pretrained'] else ''} at {a['image_size']}px, "
+                            f"{', '.join(t['name'] for t in a['train_transforms']) or 'no transforms'}, "
+                            f"{pipeline['trainer']['epochs']} epochs of {pipeline['trainer']['optimizer']}"]
         if pipeline is None:  # no valid edit after the repairs: nothing is trained
             self.journal.append("decision", round=r, author=author, group=group, decision="invalid", val_acc=None,
                                 delta=None, changes=[], summary={"diagnosis": "invalid"}, seconds=0.0,
@@ -360,10 +368,6 @@ class Refinement:
         self.journal.append("decision", round=r, author=author, group=group, decision=decision, val_acc=val,
                             incumbent_val=inc_val, delta=delta, changes=flat_changes, summary=summary,
                             seconds=seconds, reason=reason, config_sha=_sha(self.incumbent_dir / "config.yaml"))
-        if not base:  # round 0: describe the pipeline, not a diff against nothing
-            m, a = pipeline["model"], pipeline["augment"]
-            flat_changes = [f"{m['name']}{' pretrained' if m['pretrained'] else ''} at {a['image_size']}px, "
-                            f"{len(a['train_transforms'])} transforms, {pipeline['trainer']['epochs']} epochs"]
         label = ", ".join(flat_changes) or "-"
         self.console.print(console_line(r, group, label, val, delta, decision, seconds, reason), highlight=False)
         write_report(self.run_dir, State(self.journal.events()))

@@ -47,6 +47,7 @@ class DatasetConfig:
     classes: int = _f(8, "shapes/dsprites: number of orientation classes", ge=2, le=360)
     samples_per_class: int = _f(200, "shapes: images generated per class; dsprites: images sampled per class", ge=1)
     native_size: int = _f(32, "shapes: canvas size in pixels of the generated images", ge=8, le=512)
+    noise: float = _f(0.15, "shapes: std of the Gaussian pixel noise, as a fraction of full brightness", ge=0.0, le=1.0)
     download: bool = _f(True, "torchvision sources: download when the files are missing (needs internet)")
     channels: int = _f(0, "1 = grayscale, 3 = RGB, 0 = infer from the data", choices=[0, 1, 3])
     val_fraction: float = _f(0.15, "share of the training data held out (stratified) for model selection", gt=0.0, lt=1.0)
@@ -118,13 +119,21 @@ class PathsConfig:
 
 
 @dataclass
-class TrainConfig:
+class Groups:
+    """The config groups both entry points share."""
+
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
+
+
+@dataclass
+class TrainConfig(Groups):
+    """`train.yaml`: one training run."""
+
     seed: int = _f(0, "seed of weights init, data order and augmentation")
     test: bool = _f(True, "evaluate the best checkpoint on the test split after training")
     ckpt_path: Optional[str] = _f(None, "resume training from this checkpoint (e.g. <run>/checkpoints/last.ckpt)")
@@ -161,13 +170,9 @@ class LLMConfig:
 
 
 @dataclass
-class RefineConfig:
-    dataset: DatasetConfig = field(default_factory=DatasetConfig)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    hardware: HardwareConfig = field(default_factory=HardwareConfig)
-    paths: PathsConfig = field(default_factory=PathsConfig)
+class RefineConfig(Groups):
+    """`config.yaml`: the refinement run."""
+
     loop: LoopConfig = field(default_factory=LoopConfig)
     constraints: ConstraintsConfig = field(default_factory=ConstraintsConfig)
     llm: LLMConfig = field(default_factory=LLMConfig)

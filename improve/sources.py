@@ -107,7 +107,7 @@ def render_shape(shape: str, angle_deg: float, size: int, scale: float, dx: floa
 
 
 def shapes_source(ds, root: Path) -> Source:
-    k, n, size, seed = ds.classes, ds.samples_per_class, ds.native_size, ds.seed
+    k, n, size, seed, noise = ds.classes, ds.samples_per_class, ds.native_size, ds.seed, ds.noise
     width = 360.0 / k
 
     def load() -> Raw:
@@ -116,14 +116,15 @@ def shapes_source(ds, root: Path) -> Source:
         images = np.empty((k * n, size, size), np.uint8)
         labels = np.repeat(np.arange(k), n)
         for i, label in enumerate(labels):
-            angle = label * width + rng.uniform(-0.35, 0.35) * width
-            images[i] = render_shape(names[rng.integers(len(names))], angle, size,
-                                     scale=rng.uniform(0.45, 0.75), dx=rng.uniform(-0.15, 0.15),
-                                     dy=rng.uniform(-0.15, 0.15))
+            angle = label * width + rng.uniform(-0.45, 0.45) * width
+            img = render_shape(names[rng.integers(len(names))], angle, size, scale=rng.uniform(0.3, 0.75),
+                               dx=rng.uniform(-0.25, 0.25), dy=rng.uniform(-0.25, 0.25)).astype(np.float32)
+            img += rng.normal(0.0, 255 * noise, img.shape)
+            images[i] = np.clip(img, 0, 255).astype(np.uint8)
         return Raw(train=Items(labels=labels.astype(np.int64), images=images))
 
     names = [f"{round(i * width) % 360}deg" for i in range(k)]
-    return Source(key={"classes": k, "n": n, "size": size, "seed": seed, "version": 1}, class_names=names,
+    return Source(key={"classes": k, "n": n, "size": size, "seed": seed, "noise": noise, "version": 2}, class_names=names,
                   load=load, native_channels=1)
 
 

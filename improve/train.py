@@ -16,7 +16,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -25,7 +25,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from .augment import build_train_transform, check_transform_output
 from .data import ImageDataModule
@@ -45,6 +45,26 @@ def project_path(path: Optional[str]) -> Optional[Path]:
         return None
     p = Path(str(path)).expanduser()
     return p if p.is_absolute() else PROJECT_ROOT / p
+
+
+def compose_config(name: str, overrides: List[str], output_dir: Optional[Path] = None,
+                   cache_dir: Optional[Path] = None) -> DictConfig:
+    """Compose `conf/<name>.yaml` with overrides outside a Hydra app (tests, benchmarks, notebooks)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            cfg = compose(name, overrides=list(overrides))
+    finally:
+        GlobalHydra.instance().clear()
+    with open_dict(cfg):
+        if output_dir is not None:
+            cfg.paths.output_dir = str(output_dir)
+        if cache_dir is not None:
+            cfg.paths.cache_dir = str(cache_dir)
+    return cfg
 
 
 def validate(cfg: DictConfig) -> None:
@@ -140,12 +160,19 @@ def evaluate(cfg: DictConfig, ckpt_path: Path, split: str = "test") -> Dict[str,
     data.prepare()
     model = Classifier.load_from_checkpoint(str(ckpt_path), map_location="cpu")
     hw = cfg.hardware
-    trainer = L.Trainer(accelerator=hw.accelerator, devices=1, precision=hw.precision, logger=False,
-                        enable_progress_bar=False, enable_model_summary=False)
     loader = data.test_dataloader() if split == "test" else data.val_dataloader()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        (result,) = trainer.test(model, dataloaders=loader, verbose=False)
+    lightning_log = logging.getLogger("lightning.pytorch")
+    level = lightning_log.level
+    lightning_log.setLevel(logging.WARNING)  # no banner or tips inside someone else's console output
+    try:
+        trainer = L.Trainer(accelerator=hw.accelerator, devices=1, precision=hw.precision, logger=False,
+                            enable_progress_bar=False, enable_model_summary=False)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+            warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")
+            (result,) = trainer.test(model, dataloaders=loader, verbose=False)
+    finally:
+        lightning_log.setLevel(level)
     return {"acc": result["test/acc"], "loss": result["test/loss"]}
 
 

@@ -8,11 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
-from improve.train import CONFIG_DIR, PROJECT_ROOT
+from improve.train import PROJECT_ROOT, compose_config
 
 FAST = ["hardware=cpu", "hardware.progress_bar=false", "trainer.epochs=1"]
 
@@ -27,16 +25,9 @@ def compose_cfg(tmp_path, cache_dir):
     """compose_cfg(*overrides) -> the real train config, writing into tmp_path."""
 
     def _compose(*overrides: str) -> DictConfig:
-        GlobalHydra.instance().clear()
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            cfg = compose("train", overrides=[*FAST, *overrides])
-        with open_dict(cfg):
-            cfg.paths.output_dir = str(tmp_path / "run")
-            cfg.paths.cache_dir = str(cache_dir)
-        return cfg
+        return compose_config("train", [*FAST, *overrides], tmp_path / "run", cache_dir)
 
-    yield _compose
-    GlobalHydra.instance().clear()
+    return _compose
 
 
 def run_cli(*args: str, cwd: Path = PROJECT_ROOT, timeout: int = 300, env=None) -> subprocess.CompletedProcess:

@@ -9,8 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import open_dict
 from rich.console import Console
 
@@ -18,7 +16,7 @@ import improve.__main__  # noqa: F401  (registers the run_dir resolver)
 from improve.agents import Edit, HeuristicAgent
 from improve.journal import Journal
 from improve.loop import Refinement
-from improve.train import CONFIG_DIR, PROJECT_ROOT
+from improve.train import PROJECT_ROOT, compose_config
 
 from .conftest import run_cli
 
@@ -31,13 +29,7 @@ def decisions(run_dir: Path):
 
 
 def compose_loop(tmp_path, cache_dir, *overrides):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=[*FAST, f"paths.cache_dir={cache_dir}", *overrides])
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(tmp_path / "run")
-    GlobalHydra.instance().clear()
-    return cfg
+    return compose_config("config", [*FAST, *overrides], tmp_path / "run", cache_dir)
 
 
 def test_cli_run_on_digits_uses_the_offline_expert_and_finishes_with_best_and_report(tmp_path, cache_dir):

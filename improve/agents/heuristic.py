@@ -267,13 +267,19 @@ class HeuristicAgent:
 
     @staticmethod
     def _perturb(group: str, v: Dict[str, Any], rng: random.Random, ctx: Context) -> Tuple[Dict[str, Any], str]:
+        """A random step around the current values, when the rules have nothing untried left."""
         if group == "trainer":
-            factor = rng.choice([0.4, 0.7, 1.4, 2.0])
-            v["lr"] = float(f"{v['lr'] * factor:.3g}")
-            return v, f"explore: lr x{factor}"
+            v["lr"] = float(f"{v['lr'] * rng.choice([0.4, 0.7, 1.4, 2.0]):.3g}")
+            v["weight_decay"] = rng.choice([0.0, 0.01, 0.02, 0.05, 0.1])
+            v["label_smoothing"] = rng.choice([0.0, 0.05, 0.1])
+            return v, f"explore: lr {v['lr']}, weight decay {v['weight_decay']}, smoothing {v['label_smoothing']}"
         if group == "model":
-            v["drop_rate"] = round(rng.choice([0.0, 0.1, 0.2, 0.3, 0.4]), 2)
-            return v, f"explore: dropout {v['drop_rate']}"
+            ladder = PRETRAINED_LADDER if v["pretrained"] else SCRATCH_LADDER
+            v["name"] = rng.choice(ladder[:4])
+            v["drop_rate"] = rng.choice([0.0, 0.1, 0.2, 0.3, 0.4])
+            v["drop_path_rate"] = rng.choice([0.0, 0.05, 0.1])
+            return v, f"explore: {v['name']}, dropout {v['drop_rate']}, drop-path {v['drop_path_rate']}"
         v["mixup_alpha"] = rng.choice([0.0, 0.1, 0.2, 0.4])
+        v["cutmix_alpha"] = rng.choice([0.0, 0.5, 1.0])
         v["mix_prob"] = rng.choice([0.3, 0.5, 1.0])
-        return v, f"explore: MixUp alpha {v['mixup_alpha']} on {v['mix_prob']:.0%} of batches"
+        return v, f"explore: MixUp {v['mixup_alpha']}, CutMix {v['cutmix_alpha']} on {v['mix_prob']:.0%} of batches"

@@ -1,0 +1,107 @@
+"""The offline expert's rules: label-safe pipelines, curve reading, no repeats, moving on."""
+import copy
+
+from omegaconf import OmegaConf
+
+from improve.agents import Context, HeuristicAgent
+from improve.edits import check_group, parse_edit
+from improve.history import canonical, curve_summary
+from improve.schema import AugmentConfig, ModelConfig, TrainerConfig
+
+DEFAULTS = {
+    "augment": OmegaConf.to_container(OmegaConf.structured(AugmentConfig)),
+    "model": OmegaConf.to_container(OmegaConf.structured(ModelConfig(name="resnet10t"))),
+    "trainer": OmegaConf.to_container(OmegaConf.structured(TrainerConfig)),
+}
+
+
+def profile(description="", channels=1, side=32, reachable=False, name="x"):
+    return {"name": name, "description": description, "num_classes": 8, "channels": channels, "train_images": 800,
+            "native_size": {"min": [side, side], "median": [side, side], "max": [side, side]},
+            "pixel_mean": [0.2] * channels, "pixel_std": [0.3] * channels, "pretrained_reachable": reachable}
+
+
+def ctx(p, diagnosis="ok", rounds=(), r=1, pipeline=None):
+    summary = {"diagnosis": diagnosis, "train_val_gap": 0.2, "train_acc": 0.99}
+    return Context(profile=p, incumbent={"round": 0, "pipeline": pipeline or DEFAULTS, "val_acc": 0.8,
+                                         "summary": summary}, rounds=list(rounds), round=r, seed=0)
+
+
+def names(augment):
+    return [t["name"] for t in augment["train_transforms"]]
+
+
+def architect(p):
+    proposal = HeuristicAgent().architect(ctx(p), copy.deepcopy(DEFAULTS))
+    return {g: check_group(g, parse_edit(t, g), DEFAULTS[g]) for g, t in proposal.pipeline.items()}
+
+
+def test_orientation_task_never_gets_a_flip_or_a_rotation_in_any_round():
+    p = profile("2D shapes; the label is the orientation")
+    agent, pipeline = HeuristicAgent(), architect(p)
+    tried = []
+    for r in range(1, 15):
+        for diagnosis in ("overfit", "ok", "underfit"):
+            edit = agent.engineer("augment", f"[{diagnosis}] x", ctx(p, diagnosis, r=r, pipeline=pipeline),
+                                  pipeline["augment"], tried)
+            augment = check_group("augment", parse_edit(edit.yaml, "augment"), pipeline["augment"])
+            tried.append(augment)
+            assert not {"HorizontalFlip", "VerticalFlip", "Transpose"} & set(names(augment))
+            affine = [t for t in augment["train_transforms"] if t["name"] == "Affine"]
+            assert all(t["rotate"] == 0 for t in affine)
+    assert "HorizontalFlip" not in names(pipeline["augment"])
+
+
+def test_photos_get_flips_crops_and_a_pretrained_model_when_weights_are_reachable():
+    pipeline = architect(profile("kitchen items", channels=3, side=300, reachable=True))
+    assert {"RandomResizedCrop", "HorizontalFlip"} <= set(names(pipeline["augment"]))
+    assert pipeline["model"]["pretrained"] and pipeline["augment"]["image_size"] == 224
+    offline = architect(profile("kitchen items", channels=3, side=300, reachable=False))
+    assert not offline["model"]["pretrained"] and offline["augment"]["image_size"] == 128
+
+
+def test_tiny_grayscale_images_get_no_flip_even_without_a_description():
+    assert "HorizontalFlip" not in names(architect(profile(channels=1, side=8))["augment"])
+
+
+def test_curve_reading_overfit_underfit_unstable():
+    def metrics(train, val, status="ok", error_type=None):
+        epochs = [{"epoch": i, "train_acc": t, "val_acc": v, "train_loss": 1, "val_loss": 1}
+                  for i, (t, v) in enumerate(zip(train, val))]
+        return {"status": status, "error_type": error_type, "epochs": epochs, "best_val_acc": max(val or [0]),
+                "timings": {"fit_s": 1}}
+
+    assert curve_summary(metrics([0.9, 0.99, 1.0, 1.0], [0.7, 0.8, 0.8, 0.8]))["diagnosis"] == "overfit"
+    assert curve_summary(metrics([0.3, 0.5, 0.6, 0.7], [0.3, 0.5, 0.6, 0.7]))["diagnosis"] == "underfit"
+    assert curve_summary(metrics([], [], "failed", "NonFiniteLossError"))["diagnosis"] == "unstable"
+
+
+def test_analyst_follows_the_diagnosis_and_moves_on_from_a_stale_group():
+    agent, p = HeuristicAgent(), profile()
+    assert agent.analyst(ctx(p, "overfit")).group == "augment"
+    assert agent.analyst(ctx(p, "underfit")).group == "trainer"
+    stale = [{"round": 1, "group": "augment", "decision": "reverted", "summary": {"diagnosis": "overfit"}},
+             {"round": 2, "group": "augment", "decision": "reverted", "summary": {"diagnosis": "overfit"}}]
+    choice = agent.analyst(ctx(p, "overfit", stale, r=3))
+    assert choice.group == "model" and "stopped paying off" in choice.feedback
+    diverged = [{"round": 1, "group": "trainer", "decision": "failed", "summary": {"diagnosis": "unstable"}}]
+    choice = agent.analyst(ctx(p, "ok", diverged, r=2))
+    assert choice.group == "trainer"
+    edit = agent.engineer("trainer", choice.feedback, ctx(p, "ok", diverged, r=2), DEFAULTS["trainer"], [])
+    new = check_group("trainer", parse_edit(edit.yaml, "trainer"), DEFAULTS["trainer"])
+    assert new["lr"] < DEFAULTS["trainer"]["lr"] and new["grad_clip"] > 0
+
+
+def test_engineer_never_proposes_a_tried_config_and_is_deterministic():
+    agent, p = HeuristicAgent(), profile()
+    for group in ("augment", "model", "trainer"):
+        tried, seen = [], {canonical(DEFAULTS[group])}
+        for r in range(12):
+            c = ctx(p, "ok", r=r)
+            edit = agent.engineer(group, "[ok] x", c, DEFAULTS[group], tried)
+            again = HeuristicAgent().engineer(group, "[ok] x", c, DEFAULTS[group], list(tried))
+            assert edit.yaml == again.yaml
+            values = check_group(group, parse_edit(edit.yaml, group), DEFAULTS[group])
+            assert canonical(values) not in seen, f"{group} round {r} repeated a config"
+            seen.add(canonical(values))
+            tried.append(values)
