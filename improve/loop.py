@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -58,7 +59,6 @@ def _atomic_text(dst: Path, text: str) -> None:
 def _die_with_parent() -> None:  # a training round must not outlive a killed loop
     try:
         import ctypes
-        import signal
 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except Exception:  # not Linux: the round may outlive the loop; resume reruns it anyway
@@ -391,13 +391,16 @@ class Refinement:
         cmd = [sys.executable, "-m", "improve.train", f"--config-path={rd}", "--config-name=config",
                f"hydra.run.dir={rd}"]
         timeout = self.cfg.loop.round_timeout
+        # With hardware.progress_bar on a terminal, the round draws its progress bar there; else it goes to a file.
+        live = self.cfg.hardware.progress_bar and sys.stdout.isatty()
         with open(rd / "stdout.log", "w") as out:
-            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT,
-                                    preexec_fn=_die_with_parent, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            proc = subprocess.Popen(cmd, stdout=None if live else out, stderr=None if live else subprocess.STDOUT,
+                                    cwd=PROJECT_ROOT, preexec_fn=_die_with_parent, start_new_session=True,
+                                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
             try:
                 proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                os.killpg(proc.pid, signal.SIGKILL)  # the round and any workers it started
                 proc.wait()
                 return self._failed(rd, f"round timed out after {timeout:.0f} s (loop.round_timeout); use fewer "
                                         f"epochs, a smaller model or image size", "TimeoutError")

@@ -13,7 +13,7 @@ from omegaconf import open_dict
 from rich.console import Console
 
 import improve.__main__  # noqa: F401  (registers the run_dir resolver)
-from improve.agents import Edit, HeuristicAgent
+from improve.agents import Choice, Edit, HeuristicAgent
 from improve.journal import Journal
 from improve.loop import Refinement
 from improve.train import PROJECT_ROOT, compose_config
@@ -156,3 +156,43 @@ def test_all_at_once_strategy_and_sequential_init_run_end_to_end(tmp_path, cache
     groups_changed = {c.split(":")[0] for c in ds[1]["changes"]}
     assert groups_changed == {"augment", "model", "trainer"}
     assert result["test_acc"] is not None
+
+
+class SeenByAgent(HeuristicAgent):
+    """Proposes a NaN-producing normalisation in round 1, then records what the analyst is shown."""
+
+    def __init__(self):
+        self.contexts = []
+
+    def analyst(self, ctx):
+        self.contexts.append(ctx)
+        return super().analyst(ctx) if ctx.round != 1 else Choice("augment", "[ok] scripted")
+
+    def engineer(self, group, feedback, ctx, current, tried, error=None):
+        if ctx.round == 1:
+            return Edit(yaml="std: [1.0e-38]\nmean: [0.5]", rationale="scripted NaN")
+        return super().engineer(group, feedback, ctx, current, tried, error)
+
+
+def test_failed_round_is_reverted_its_reason_shown_to_the_agents_and_the_loop_goes_on(tmp_path, cache_dir,
+                                                                                       monkeypatch):
+    agent = SeenByAgent()
+    monkeypatch.setattr("improve.loop.make_agent", lambda llm: (agent, "agent: scripted"))
+    cfg = compose_loop(tmp_path, cache_dir, "loop.rounds=2")
+    Refinement(cfg, tmp_path / "run", console=Console(file=io.StringIO())).run()
+    ds = decisions(tmp_path / "run")
+    assert [d["decision"] for d in ds][:2] == ["kept", "failed"] and ds[2]["decision"] in ("kept", "reverted")
+    assert "training loss became" in ds[1]["reason"]
+    shown = agent.contexts[-1].rounds[1]
+    assert shown["decision"] == "failed" and shown["summary"]["diagnosis"] == "unstable"
+    state = json.loads((tmp_path / "run" / "incumbent" / "state.json").read_text())
+    assert state["round"] != 1
+
+
+def test_round_timeout_fails_the_round_and_nothing_is_kept(tmp_path, cache_dir):
+    cfg = compose_loop(tmp_path, cache_dir, "loop.rounds=0", "loop.round_timeout=1")
+    out = io.StringIO()
+    result = Refinement(cfg, tmp_path / "run", console=Console(file=out)).run()
+    (d,) = decisions(tmp_path / "run")
+    assert d["decision"] == "failed" and "timed out after 1 s" in d["reason"]
+    assert result["incumbent_round"] is None and "no round succeeded" in out.getvalue()
