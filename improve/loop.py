@@ -26,7 +26,8 @@ from typing import Any, Dict, List, Optional, Tuple
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from .agents import Context, make_agent
+from .agents import Context, RoundSkipped, make_agent
+from .llm import BudgetExhausted
 from .edits import EditRejected, check_group, parse_edit, preflight, validate_edit
 from .history import curve_summary, fingerprint, pipeline_diff
 from .journal import Journal
@@ -131,7 +132,9 @@ class Refinement:
         else:
             self.journal.append("resume", overrides=self.overrides)
             self.console.print(f"resuming {self.run_dir} after round {State(events).next_round - 1}")
-        self.agent, notice = make_agent(cfg.llm)
+        self.agent, notice = make_agent(cfg.llm, project_path(cfg.paths.cache_dir))
+        if hasattr(self.agent, "bind"):
+            self.agent.bind(self.run_dir, self.journal)
         self.console.print(notice, style="yellow" if "offline" in notice else None, highlight=False)
         state = State(self.journal.events())
         if state.profile is None:
@@ -150,14 +153,33 @@ class Refinement:
             if stop:
                 self.console.print(f"stopping: {stop}", highlight=False)
                 break
-            if r == 0:
-                self._round(state, r, *self._initial(state, r))
-            elif human is not None or (human := self._human_edit(state)) is not None:
-                self._round(state, r, *human)
-                human = None
-            else:
-                self._round(state, r, *self._propose(state, r))
+            try:
+                if r == 0:
+                    self._round(state, r, *self._initial(state, r))
+                elif human is not None or (human := self._human_edit(state)) is not None:
+                    self._round(state, r, *human)
+                    human = None
+                else:
+                    self._round(state, r, *self._propose(state, r))
+            except RoundSkipped as err:
+                self._skip(r, f"LLM unreachable, round skipped (llm.fallback=skip): {err}")
+            except BudgetExhausted as err:
+                self.console.print(f"stopping: {err}", style="yellow", highlight=False)
+                break
         return self._finish(State(self.journal.events()))
+
+    def _skip(self, r: int, reason: str) -> None:
+        self.journal.append("decision", round=r, author="engineer", group="-", decision="skipped", val_acc=None,
+                            delta=None, changes=[], summary={"diagnosis": "skipped"}, seconds=0.0, reason=reason,
+                            llm=self._llm_usage(r))
+        self.console.print(console_line(r, "-", "LLM unreachable", None, None, "skipped", 0.0, reason),
+                           highlight=False)
+
+    def _llm_usage(self, r: int) -> Dict[str, Any]:
+        calls = [e for e in self.journal.events() if e["event"] == "llm_call" and e["round"] == r]
+        return {"calls": len(calls), "input_tokens": sum(e["input_tokens"] for e in calls),
+                "output_tokens": sum(e["output_tokens"] for e in calls),
+                "cost_usd": round(sum(e["cost_usd"] for e in calls), 6)}
 
     def _stop_reason(self, state: State, r: int) -> Optional[str]:
         loop = self.cfg.loop
@@ -201,6 +223,8 @@ class Refinement:
             try:
                 if self.cfg.loop.init == "unified":
                     proposal = self.agent.architect(ctx, defaults, error=error)
+                    if proposal.error:
+                        raise EditRejected("bad_reply", proposal.error)
                     texts, why, author = proposal.pipeline, proposal.rationale, "architect"
                 else:
                     edits = {g: self.agent.init_group(g, ctx, defaults[g]) for g in EDITABLE_GROUPS}
@@ -209,6 +233,10 @@ class Refinement:
                 pipeline = {g: check_group(g, parse_edit(texts.get(g, ""), g), defaults[g]) for g in EDITABLE_GROUPS}
                 pf = preflight(pipeline, *self._shape(), self._constraints())
                 return pipeline, author, "+".join(EDITABLE_GROUPS), why, pf, attempt
+            except RoundSkipped as err:
+                self.console.print(f"round {r}: the architect is unreachable ({err}); using the defaults", style="red",
+                                   highlight=False)
+                break
             except EditRejected as err:
                 error = str(err)
                 self.journal.append("validation_error", round=r, author="architect", group="pipeline",
@@ -216,7 +244,7 @@ class Refinement:
                 self.console.print(f"round {r}: rejected first pipeline ({err.kind}): {error}", style="red",
                                    highlight=False)
         pipeline = self._defaults()
-        return pipeline, "defaults", "+".join(EDITABLE_GROUPS), "the architect's pipelines failed validation; " \
+        return pipeline, "defaults", "+".join(EDITABLE_GROUPS), "no usable pipeline from the architect; " \
             "starting from the configured defaults", preflight(pipeline, *self._shape(), self._constraints()), 0
 
     def _propose(self, state: State, r: int):
@@ -250,6 +278,8 @@ class Refinement:
         for attempt in range(self.cfg.loop.max_repairs + 1):
             edit = self.agent.engineer(group, feedback, ctx, pipeline[group], state.tried(group), error)
             try:
+                if edit.error:
+                    raise EditRejected("bad_reply", edit.error)
                 candidate, pf = validate_edit(edit.yaml, group, pipeline, *self._shape(), self._constraints())
                 if candidate[group] == pipeline[group]:
                     raise EditRejected("no_change", f"the '{group}' group is unchanged; propose a different "
@@ -337,10 +367,12 @@ class Refinement:
                             f"{', '.join(t['name'] for t in a['train_transforms']) or 'no transforms'}, "
                             f"{pipeline['trainer']['epochs']} epochs of {pipeline['trainer']['optimizer']}"]
         if pipeline is None:  # no valid edit after the repairs: nothing is trained
+            llm = self._llm_usage(r)
             self.journal.append("decision", round=r, author=author, group=group, decision="invalid", val_acc=None,
                                 delta=None, changes=[], summary={"diagnosis": "invalid"}, seconds=0.0,
-                                reason=rationale)
-            self.console.print(console_line(r, group, "no valid edit", None, None, "invalid", 0.0), highlight=False)
+                                reason=rationale, llm=llm)
+            self.console.print(console_line(r, group, "no valid edit", None, None, "invalid", 0.0, None, llm),
+                               highlight=False)
             return
         if r not in state.proposals:
             pf_dict = pf.__dict__ if hasattr(pf, "__dict__") else pf
@@ -365,11 +397,13 @@ class Refinement:
             self._promote(r, pipeline, val)
         self._tidy_round(r, keep_best=decision == "kept")
         reason = None if val is not None else (metrics.get("error") or "no metrics.json written")
+        llm = self._llm_usage(r)
         self.journal.append("decision", round=r, author=author, group=group, decision=decision, val_acc=val,
                             incumbent_val=inc_val, delta=delta, changes=flat_changes, summary=summary,
-                            seconds=seconds, reason=reason, config_sha=_sha(self.incumbent_dir / "config.yaml"))
+                            seconds=seconds, reason=reason, config_sha=_sha(self.incumbent_dir / "config.yaml"),
+                            llm=llm)
         label = ", ".join(flat_changes) or "-"
-        self.console.print(console_line(r, group, label, val, delta, decision, seconds, reason), highlight=False)
+        self.console.print(console_line(r, group, label, val, delta, decision, seconds, reason, llm), highlight=False)
         write_report(self.run_dir, State(self.journal.events()))
 
     def _train_config(self, pipeline: Dict[str, Dict], output_dir: Path) -> Dict[str, Any]:
@@ -384,9 +418,10 @@ class Refinement:
     def _train(self, r: int, pipeline: Dict[str, Dict]) -> Dict[str, Any]:
         """`python -m improve.train` on the frozen rounds/NN/config.yaml, in its own process, with a time limit."""
         rd = self.run_dir / "rounds" / f"{r:02d}"
-        if rd.exists():
-            shutil.rmtree(rd)  # an interrupted attempt: start the round afresh
-        rd.mkdir(parents=True)
+        rd.mkdir(parents=True, exist_ok=True)
+        for stale in rd.iterdir():  # an interrupted attempt: start training afresh, keep the LLM audit (llm/)
+            if stale.name != "llm":
+                shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
         (rd / "config.yaml").write_text(yaml.safe_dump(self._train_config(pipeline, rd), sort_keys=False))
         cmd = [sys.executable, "-m", "improve.train", f"--config-path={rd}", "--config-name=config",
                f"hydra.run.dir={rd}"]
@@ -481,6 +516,9 @@ class Refinement:
                           min_accuracy_met=(test["acc"] >= min_acc) if min_acc else None)
         first = state.decisions.get(0, {})
         result["round0_val_acc"] = first.get("val_acc")
+        calls = [e for e in self.journal.events() if e["event"] == "llm_call"]
+        if calls:
+            result["llm"] = calls[-1]["totals"]
         self.journal.append("end", **result)
         write_report(self.run_dir, State(self.journal.events()))
         if inc is not None:
@@ -488,6 +526,10 @@ class Refinement:
                 f"[bold green]best: round {inc['round']}, val acc {inc['val_acc']:.4f}, test acc {result['test_acc']:.4f}"
                 f"[/] ({result['rounds']} rounds; round 0 test acc {result['round0_test_acc']}) -> "
                 f"{self.run_dir / 'best'}", highlight=False)
+            if result.get("llm"):
+                t = result["llm"]
+                self.console.print(f"LLM: {t['calls']} calls, {t['input_tokens']:,} input + {t['output_tokens']:,} "
+                                   f"output tokens, ${t['cost_usd']:.4f}", highlight=False)
             if result.get("min_accuracy_met") is False:
                 self.console.print(f"constraints.min_accuracy={self.cfg.constraints.min_accuracy} not met",
                                    style="red")

@@ -13,7 +13,7 @@ import operator
 
 from dataclasses import MISSING as DC_MISSING
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union, get_args, get_origin, get_type_hints
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -166,7 +166,24 @@ class ConstraintsConfig:
 
 @dataclass
 class LLMConfig:
-    provider: str = _f("auto", "auto, heuristic (offline expert), or an LLM provider")
+    provider: str = _f("auto", "auto, heuristic (offline expert), anthropic or openai",
+                       choices=["auto", "heuristic", "anthropic", "openai"])
+    model: Optional[str] = _f(None, "model name; null = the provider's default (see improve/llm/__init__.py)")
+    role_models: Dict[str, Optional[str]] = _f({"architect": None, "analyst": None, "engineer": None},
+                                               "optional cheaper/other model per role; null = llm.model")
+    base_url: Optional[str] = _f(None, "API base URL, e.g. http://localhost:8000/v1 for vLLM, Ollama or llama.cpp")
+    temperature: float = _f(0.2, "sampling temperature (OpenAI-compatible APIs; Anthropic's takes none)", ge=0.0,
+                            le=2.0)
+    max_tokens: int = _f(2000, "most tokens one reply may use", ge=64)
+    timeout: float = _f(60.0, "seconds one request may take", gt=0.0)
+    retries: int = _f(3, "retries after 429/5xx/connection errors/timeouts, with exponential backoff", ge=0, le=10)
+    structured: bool = _f(True, "use the API's native JSON-schema mechanism; false = parse JSON out of plain text")
+    budget_usd: float = _f(0.0, "end the run cleanly once LLM calls have cost this much; 0 = no limit", ge=0.0)
+    max_calls: int = _f(0, "end the run cleanly after this many LLM calls; 0 = no limit", ge=0)
+    fallback: str = _f("heuristic", "when the API stays unreachable: heuristic (offline expert) or skip (the round)",
+                       choices=["heuristic", "skip"])
+    cache: bool = _f(True, "replay identical requests from the response cache (exact reruns, no server in tests)")
+    prices: Dict[str, Dict[str, float]] = _f({}, "USD per million tokens by model: {model: {input: x, output: y}}")
 
 
 @dataclass
@@ -188,6 +205,7 @@ GROUP_SCHEMAS = {
     "hardware": HardwareConfig,
     "loop": LoopConfig,
     "constraints": ConstraintsConfig,
+    "llm": LLMConfig,
 }
 
 
@@ -247,3 +265,44 @@ def check_ranges(group: str, values: Any) -> None:
                 problems.append(f"{key}={value!r} must be {word} {meta[rule]} ({meta['help']})")
     if problems:
         raise ValueError("; ".join(problems))
+
+
+def _json_type(tp: Any) -> Dict[str, Any]:
+    origin, args = get_origin(tp), get_args(tp)
+    if origin is Union:
+        inner = [a for a in args if a is not type(None)]
+        schema = _json_type(inner[0]) if len(inner) == 1 else {}
+        if type(None) in args and "type" in schema:
+            schema = {**schema, "type": [schema["type"], "null"]}
+        return schema
+    if origin in (list, List):
+        return {"type": "array", "items": _json_type(args[0]) if args else {}}
+    if origin in (dict, Dict):
+        return {"type": "object"}
+    return {int: {"type": "integer"}, float: {"type": "number"}, bool: {"type": "boolean"},
+            str: {"type": "string"}}.get(tp, {})
+
+
+def group_json_schema(group: str) -> Dict[str, Any]:
+    """JSON schema of one group, from its dataclass: types, help as descriptions, ranges, choices.
+
+    This is what the LLM APIs' structured-output mechanisms receive.
+    """
+    schema = GROUP_SCHEMAS[group]
+    hints = get_type_hints(schema)
+    props = {}
+    for f in fields(schema):
+        prop = {**_json_type(hints[f.name]), "description": f.metadata.get("help", "")}
+        for rule, key in (("ge", "minimum"), ("le", "maximum"), ("gt", "exclusiveMinimum"), ("lt", "exclusiveMaximum")):
+            if rule in f.metadata:
+                prop[key] = f.metadata[rule]
+        if "choices" in f.metadata:
+            prop["enum"] = list(f.metadata["choices"])
+        props[f.name] = prop
+    if group == "augment":
+        props["train_transforms"]["items"] = {
+            "type": "object", "required": ["name"],
+            "properties": {"name": {"type": "string", "description": "albumentations transform class name"}},
+            "additionalProperties": True}
+    required = [f.name for f in fields(schema) if f.default is MISSING]
+    return {"type": "object", "properties": props, "required": required, "additionalProperties": False}

@@ -1,29 +1,30 @@
 """Agents that play the loop's roles. `make_agent` picks one from the `llm` config group."""
 import os
-from typing import Tuple
+from pathlib import Path
+from typing import Optional, Tuple
 
+from ..llm import KEY_ENV, make_client
 from .base import Agent, Choice, Context, Edit, Proposal
 from .heuristic import HeuristicAgent
-
-PROVIDERS = {"heuristic": HeuristicAgent}  # LLM providers register here
-KEY_ENV = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
+from .llm_agent import LLMAgent, RoundSkipped
 
 
-def make_agent(llm) -> Tuple[Agent, str]:
-    """(agent, notice): `llm.provider=auto` takes the first provider whose API key is set, else the offline expert."""
+def make_agent(llm, cache_dir: Optional[Path] = None) -> Tuple[Agent, str]:
+    """(agent, notice): `llm.provider=auto` takes Anthropic, else OpenAI, by which API key is set; else the offline
+    expert, and says so."""
     provider = llm.provider
     if provider == "auto":
-        keyed = [p for p, env in KEY_ENV.items() if os.environ.get(env) and p in PROVIDERS]
-        if keyed:
-            provider = keyed[0]
-        else:
-            unserved = [env for p, env in KEY_ENV.items() if os.environ.get(env) and p not in PROVIDERS]
-            why = (f"{', '.join(unserved)} is set but this version has no client for it"
-                   if unserved else "no ANTHROPIC_API_KEY or OPENAI_API_KEY is set")
-            return HeuristicAgent(), f"llm=auto: {why}; using the offline expert agent (llm=heuristic)"
-    if provider not in PROVIDERS:
-        raise ValueError(f"llm.provider={provider!r} is not available; choose one of {sorted(PROVIDERS)} or auto")
-    return PROVIDERS[provider](), f"agent: {provider}"
+        keyed = [p for p, env in KEY_ENV.items() if os.environ.get(env)]
+        if not keyed:
+            return HeuristicAgent(), ("llm=auto: no ANTHROPIC_API_KEY or OPENAI_API_KEY is set; using the offline "
+                                      "expert agent (llm=heuristic)")
+        provider = keyed[0]
+    if provider == "heuristic":
+        return HeuristicAgent(), "agent: the offline expert (llm=heuristic)"
+    client = make_client(llm, provider, cache_dir)
+    where = f" at {llm.base_url}" if llm.base_url else ""
+    return LLMAgent(client, llm.fallback), f"agent: {provider} {client.model}{where} (fallback: {llm.fallback})"
 
 
-__all__ = ["Agent", "Choice", "Context", "Edit", "Proposal", "HeuristicAgent", "make_agent"]
+__all__ = ["Agent", "Choice", "Context", "Edit", "Proposal", "HeuristicAgent", "LLMAgent", "RoundSkipped",
+           "make_agent"]

@@ -5,7 +5,7 @@ group at a time (`init_group`, the no-UPI ablation). Analyst: summarised history
 and why. Engineer: feedback + the group's current values + what was tried -> new YAML for
 that group. Every YAML an agent returns is untrusted text, validated by `improve.edits`.
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Protocol
 
 
@@ -15,6 +15,7 @@ class Proposal:
 
     pipeline: Dict[str, str]
     rationale: str
+    error: Optional[str] = None  # set when the reply could not be used at all (no tool call, invalid JSON)
 
 
 @dataclass
@@ -31,7 +32,7 @@ class Edit:
 
     yaml: str
     rationale: str
-    usage: Dict[str, Any] = field(default_factory=dict)
+    error: Optional[str] = None  # set when the reply could not be used at all (no tool call, invalid JSON)
 
 
 @dataclass

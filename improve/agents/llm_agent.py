@@ -1,0 +1,162 @@
+"""The roles played by an LLM: prompts from text files, structured replies, the offline expert as fallback.
+
+Replies are untrusted: the loop validates every group the LLM returns (`improve.edits`). When
+the API stays unreachable after the client's retries, `llm.fallback=heuristic` hands the
+call to the offline expert; `llm.fallback=skip` skips the round.
+"""
+import json
+from functools import lru_cache
+from pathlib import Path
+from string import Template
+from typing import Any, Dict, List, Optional
+
+import yaml
+
+from ..llm import BudgetExhausted, LLMClient, LLMUnavailable, ReplyError
+from ..schema import EDITABLE_GROUPS, group_json_schema
+from .base import Choice, Context, Edit, Proposal
+from .heuristic import HeuristicAgent
+
+PROMPTS = Path(__file__).parent / "prompts"
+ROLE_NAMES = {"augment": "Data Engineer", "model": "Model Engineer", "trainer": "Training Engineer"}
+HISTORY_CHARS = 6000  # the history block is cut to this size, oldest rounds first
+
+
+class RoundSkipped(RuntimeError):
+    """The API is unreachable and llm.fallback=skip: this round trains nothing."""
+
+
+@lru_cache(maxsize=None)
+def prompt(name: str) -> str:
+    return (PROMPTS / f"{name}.md").read_text()
+
+
+def _data(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, indent=1, default=str)
+    return text.replace("</data>", "</ data>")  # a description cannot close its own data block
+
+
+def render(name: str, ctx: Context, **extra: Any) -> str:
+    profile = {k: v for k, v in ctx.profile.items() if k not in ("description", "constraints",
+                                                                  "pretrained_reachable")}
+    values = {"team": prompt("team"), "expertise": prompt("expertise"), "profile": _data(profile),
+              "description": _data(ctx.profile.get("description") or "(none given)"),
+              "constraints": json.dumps(ctx.profile.get("constraints") or {}) or "none",
+              "pretrained": "yes" if ctx.profile.get("pretrained_reachable") else
+              "no (set pretrained: false; only from-scratch training works here)",
+              "error": "", **extra}
+    return Template(prompt(name)).safe_substitute(values)
+
+
+def summarise_history(ctx: Context) -> str:
+    """Recent rounds in full, older ones as counts: the size stays bounded however long the run."""
+    rows = [{k: r.get(k) for k in ("round", "author", "group", "changes", "val_acc", "delta", "decision")}
+            | {"curve": {k: v for k, v in (r.get("summary") or {}).items() if k != "val_acc_curve"}}
+            for r in ctx.rounds]
+    earlier = max(0, ctx.round - 1 - len(rows))
+    text = json.dumps(rows, default=str)
+    while len(text) > HISTORY_CHARS and rows:
+        rows, earlier = rows[1:], earlier + 1
+        text = json.dumps(rows, default=str)
+    head = f"{earlier} earlier round(s) not shown.\n" if earlier else ""
+    return head + json.dumps(rows, indent=0, default=str)
+
+
+class LLMAgent:
+    """Architect, Analyst and Engineers on one LLM client."""
+
+    def __init__(self, client: LLMClient, fallback: str = "heuristic"):
+        self.client, self.fallback = client, fallback
+        self.name = f"{client.provider}:{client.model}"
+        self.expert = HeuristicAgent()
+        self.journal = None
+
+    def bind(self, run_dir: Path, journal) -> None:
+        previous = next((e["totals"] for e in reversed(journal.events()) if e["event"] == "llm_call"), None)
+        self.client.bind(run_dir, journal, previous)
+        self.journal = journal
+
+    def _ask(self, role: str, ctx: Context, text: str, name: str, schema: Dict[str, Any], fallback):
+        system = prompt("team")
+        try:
+            return self.client.call(role, ctx.round, system, text, name, schema).data
+        except LLMUnavailable as err:
+            if self.journal is not None:
+                self.journal.append("llm_fallback", round=ctx.round, role=role, error=str(err), fallback=self.fallback)
+            if self.fallback == "heuristic":
+                return fallback(str(err))
+            raise RoundSkipped(str(err)) from None
+
+    # ------------------------------------------------------------------ roles
+    def architect(self, ctx: Context, defaults: Dict[str, Dict[str, Any]], error: Optional[str] = None) -> Proposal:
+        schema = {"type": "object", "required": ["rationale", *EDITABLE_GROUPS],
+                  "properties": {"rationale": {"type": "string"},
+                                 **{g: group_json_schema(g) for g in EDITABLE_GROUPS}}}
+        text = render("architect", ctx, schemas=json.dumps({g: group_json_schema(g) for g in EDITABLE_GROUPS}),
+                      error=_repair(error))
+        try:
+            data = self._ask("architect", ctx, text, "propose_pipeline", schema,
+                             lambda why: self.expert.architect(ctx, defaults))
+        except ReplyError as err:
+            return Proposal(pipeline={}, rationale="", error=str(err))
+        if isinstance(data, Proposal):
+            return data
+        return Proposal(pipeline={g: _yaml(data.get(g)) for g in EDITABLE_GROUPS},
+                        rationale=str(data.get("rationale", "")))
+
+    def init_group(self, group: str, ctx: Context, current: Dict[str, Any]) -> Edit:
+        return self.engineer(group, "Write the first version of this group from the dataset profile alone.",
+                             ctx, current, [])
+
+    def analyst(self, ctx: Context) -> Choice:
+        schema = {"type": "object", "required": ["group", "feedback"],
+                  "properties": {"group": {"type": "string", "enum": list(EDITABLE_GROUPS)},
+                                 "feedback": {"type": "string"}}}
+        incumbent = {"round": ctx.incumbent.get("round"), "val_acc": ctx.incumbent.get("val_acc"),
+                     "pipeline": ctx.incumbent.get("pipeline"), "curve": ctx.incumbent.get("summary")}
+        text = render("analyst", ctx, incumbent=_data(incumbent), history=_data(summarise_history(ctx)))
+        try:
+            data = self._ask("analyst", ctx, text, "choose_group", schema, lambda why: self.expert.analyst(ctx))
+        except ReplyError:
+            data = None
+        if isinstance(data, Choice):
+            return data
+        if not isinstance(data, dict) or data.get("group") not in EDITABLE_GROUPS:
+            choice = self.expert.analyst(ctx)  # an unusable pick: the offline expert decides this one
+            got = data.get("group") if isinstance(data, dict) else None
+            return Choice(choice.group, f"{choice.feedback} (the analyst's reply named no editable group: {got!r})")
+        return Choice(data["group"], str(data.get("feedback", "")))
+
+    def engineer(self, group: str, feedback: str, ctx: Context, current: Dict[str, Any],
+                 tried: List[Dict[str, Any]], error: Optional[str] = None) -> Edit:
+        schema = {"type": "object", "required": ["rationale", "config"],
+                  "properties": {"rationale": {"type": "string"}, "config": group_json_schema(group)}}
+        text = render("engineer", ctx, role=ROLE_NAMES[group], group=group, feedback=_data(feedback),
+                      incumbent=_data(ctx.incumbent.get("pipeline")), current=_yaml(current),
+                      tried=_data(tried[-10:]), schema=json.dumps(group_json_schema(group)), error=_repair(error))
+        try:
+            data = self._ask("engineer", ctx, text, "edit_group", schema,
+                             lambda why: self.expert.engineer(group, feedback, ctx, current, tried, error))
+        except ReplyError as err:
+            return Edit(yaml="", rationale="", error=str(err))
+        if isinstance(data, Edit):
+            return data
+        config = data.get("config")
+        if not isinstance(config, dict):
+            return Edit(yaml="", rationale="", error=f"the reply has no 'config' object for the '{group}' group")
+        return Edit(yaml=_yaml(config), rationale=str(data.get("rationale", "")))
+
+
+def _yaml(value: Any) -> str:
+    if value is None:
+        return ""
+    return yaml.safe_dump(value, sort_keys=False, default_flow_style=None)
+
+
+def _repair(error: Optional[str]) -> str:
+    if not error:
+        return ""
+    return f"Your previous answer was rejected by the validator:\n<data>\n{_data(error)}\n</data>\nFix exactly that.\n"
+
+
+__all__ = ["LLMAgent", "RoundSkipped", "BudgetExhausted", "summarise_history"]

@@ -1,0 +1,45 @@
+"""Anthropic's Messages API: the JSON object comes back as the input of a forced tool call."""
+import os
+from typing import Any, Dict
+
+from .client import LLMClient, LLMUnavailable, api_error_message, parse_json_text, user_text
+
+
+class AnthropicClient(LLMClient):
+    provider = "anthropic"
+
+    def __init__(self, llm, cache_dir):
+        super().__init__(llm, cache_dir)
+        import anthropic
+
+        self._errors = (anthropic.APIError,)
+        self.sdk = anthropic.Anthropic(api_key=os.environ.get("ANTHROPIC_API_KEY") or "not-set",
+                                       base_url=llm.base_url or None, timeout=llm.timeout, max_retries=llm.retries)
+
+    def _send(self, request: Dict[str, Any]) -> Dict[str, Any]:
+        # The installed Messages API takes no temperature: llm.temperature applies to OpenAI-compatible servers.
+        kwargs: Dict[str, Any] = dict(model=request["model"], max_tokens=request["max_tokens"],
+                                      system=request["system"],
+                                      messages=[{"role": "user", "content": user_text(request)}])
+        if request["structured"]:
+            kwargs["tools"] = [{"name": request["name"], "description": "Return your answer through this tool.",
+                                "input_schema": request["schema"]}]
+            kwargs["tool_choice"] = {"type": "tool", "name": request["name"]}
+        try:
+            message = self.sdk.messages.create(**kwargs)
+        except self._errors as err:
+            raise LLMUnavailable(api_error_message(self.provider, err)) from None
+        usage = {"input_tokens": message.usage.input_tokens, "output_tokens": message.usage.output_tokens}
+        raw = message.model_dump(mode="json")
+        tool = next((b for b in message.content if b.type == "tool_use" and b.name == request["name"]), None)
+        text = "".join(b.text for b in message.content if b.type == "text")
+        if tool is not None and isinstance(tool.input, dict):
+            return {"data": tool.input, "error": None, "usage": usage, "raw": raw}
+        if request["structured"]:
+            return {"data": None, "usage": usage, "raw": raw,
+                    "error": f"no call of the {request['name']} tool in the reply (text: {text[:200]!r}); "
+                             f"answer by calling the tool"}
+        try:
+            return {"data": parse_json_text(text), "error": None, "usage": usage, "raw": raw}
+        except ValueError as err:
+            return {"data": None, "error": str(err), "usage": usage, "raw": raw}

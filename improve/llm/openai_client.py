@@ -1,0 +1,40 @@
+"""OpenAI's Chat Completions API (and OpenAI-compatible servers): JSON-schema response format,
+or plain text parsed tolerantly when the server has no schema support (`llm.structured=false`)."""
+import os
+from typing import Any, Dict
+
+from .client import LLMClient, LLMUnavailable, api_error_message, parse_json_text, user_text
+
+
+class OpenAIClient(LLMClient):
+    provider = "openai"
+
+    def __init__(self, llm, cache_dir):
+        super().__init__(llm, cache_dir)
+        import openai
+
+        self._errors = (openai.APIError,)
+        # Local servers (vLLM, Ollama, llama.cpp) accept any key; api.openai.com needs OPENAI_API_KEY.
+        self.sdk = openai.OpenAI(api_key=os.environ.get("OPENAI_API_KEY") or "not-set",
+                                 base_url=llm.base_url or None, timeout=llm.timeout, max_retries=llm.retries)
+
+    def _send(self, request: Dict[str, Any]) -> Dict[str, Any]:
+        kwargs: Dict[str, Any] = dict(model=request["model"], temperature=request["temperature"],
+                                      max_tokens=request["max_tokens"],
+                                      messages=[{"role": "system", "content": request["system"]},
+                                                {"role": "user", "content": user_text(request)}])
+        if request["structured"]:
+            kwargs["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": request["name"], "schema": request["schema"], "strict": False}}
+        try:
+            completion = self.sdk.chat.completions.create(**kwargs)
+        except self._errors as err:
+            raise LLMUnavailable(api_error_message(self.provider, err)) from None
+        usage = {"input_tokens": completion.usage.prompt_tokens if completion.usage else 0,
+                 "output_tokens": completion.usage.completion_tokens if completion.usage else 0}
+        raw = completion.model_dump(mode="json")
+        text = completion.choices[0].message.content if completion.choices else ""
+        try:
+            return {"data": parse_json_text(text or ""), "error": None, "usage": usage, "raw": raw}
+        except ValueError as err:
+            return {"data": None, "error": str(err), "usage": usage, "raw": raw}
