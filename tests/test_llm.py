@@ -259,3 +259,20 @@ def test_cli_against_any_openai_compatible_server(tmp_path, cache_dir):
     assert f"agent: openai gpt-4o at {server.openai_url}" in proc.stdout
     assert [d["author"] for d in decisions(tmp_path)] == ["architect", "engineer"]
     assert "LLM: 3 calls" in proc.stdout
+
+
+def test_history_given_to_the_analyst_stays_bounded_however_many_rounds():
+    from improve.agents.llm_agent import HISTORY_CHARS, summarise_history
+
+    def history(n):
+        c = ctx()
+        c.round = n + 1
+        c.rounds = [{"round": i, "author": "engineer", "group": "augment", "changes": ["augment: +CoarseDropout"] * 5,
+                     "val_acc": 0.9, "delta": -0.01, "decision": "reverted",
+                     "summary": {"diagnosis": "overfit", "train_val_gap": 0.1, "val_acc_curve": [0.9] * 8}}
+                    for i in range(1, n + 1)][-12:]  # the loop passes the most recent rounds only
+        return summarise_history(c)
+
+    short, long = history(5), history(200)
+    assert len(long) <= HISTORY_CHARS + 2000 and "earlier round(s) not shown" in long
+    assert "earlier" not in short
