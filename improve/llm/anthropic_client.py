@@ -1,5 +1,4 @@
 """Anthropic's Messages API: the JSON object comes back as the input of a forced tool call."""
-import os
 from typing import Any, Dict
 
 from .client import LLMClient, LLMUnavailable, api_error_message, parse_json_text, user_text
@@ -7,14 +6,7 @@ from .client import LLMClient, LLMUnavailable, api_error_message, parse_json_tex
 
 class AnthropicClient(LLMClient):
     provider = "anthropic"
-
-    def __init__(self, llm, cache_dir):
-        super().__init__(llm, cache_dir)
-        import anthropic
-
-        self._errors = (anthropic.APIError,)
-        self.sdk = anthropic.Anthropic(api_key=os.environ.get("ANTHROPIC_API_KEY") or "not-set",
-                                       base_url=llm.base_url or None, timeout=llm.timeout, max_retries=llm.retries)
+    sdk_class = "Anthropic"
 
     def _send(self, request: Dict[str, Any]) -> Dict[str, Any]:
         # The installed Messages API takes no temperature: llm.temperature applies to OpenAI-compatible servers.

@@ -7,6 +7,7 @@ cost accounting with budget stops, and an audit file per call (no keys: they liv
 SDK client, read from the environment).
 """
 import hashlib
+import importlib
 import json
 import os
 import re
@@ -72,9 +73,16 @@ def parse_json_text(text: str) -> Dict[str, Any]:
 class LLMClient(ABC):
     """Provider-independent part: cache, accounting, budget, audit. Subclasses implement `_send`."""
 
-    provider = ""
+    provider = ""  # SDK module name: anthropic, openai
+    sdk_class = ""  # its client class
 
     def __init__(self, llm, cache_dir: Optional[Path]):
+        module = importlib.import_module(self.provider)
+        self._errors = (module.APIError,)
+        # The key stays inside the SDK client; local servers (vLLM, Ollama, llama.cpp) accept any key.
+        self.sdk = getattr(module, self.sdk_class)(api_key=os.environ.get(KEY_ENV[self.provider]) or "not-set",
+                                                   base_url=llm.base_url or None, timeout=llm.timeout,
+                                                   max_retries=llm.retries)
         self.cfg = llm
         self.model = llm.model or DEFAULT_MODELS[self.provider]
         self.prices = {**DEFAULT_PRICES, **{k: dict(v) for k, v in (llm.prices or {}).items()}}

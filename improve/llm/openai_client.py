@@ -1,6 +1,5 @@
 """OpenAI's Chat Completions API (and OpenAI-compatible servers): JSON-schema response format,
 or plain text parsed tolerantly when the server has no schema support (`llm.structured=false`)."""
-import os
 from typing import Any, Dict
 
 from .client import LLMClient, LLMUnavailable, api_error_message, parse_json_text, user_text
@@ -8,15 +7,7 @@ from .client import LLMClient, LLMUnavailable, api_error_message, parse_json_tex
 
 class OpenAIClient(LLMClient):
     provider = "openai"
-
-    def __init__(self, llm, cache_dir):
-        super().__init__(llm, cache_dir)
-        import openai
-
-        self._errors = (openai.APIError,)
-        # Local servers (vLLM, Ollama, llama.cpp) accept any key; api.openai.com needs OPENAI_API_KEY.
-        self.sdk = openai.OpenAI(api_key=os.environ.get("OPENAI_API_KEY") or "not-set",
-                                 base_url=llm.base_url or None, timeout=llm.timeout, max_retries=llm.retries)
+    sdk_class = "OpenAI"
 
     def _send(self, request: Dict[str, Any]) -> Dict[str, Any]:
         kwargs: Dict[str, Any] = dict(model=request["model"], temperature=request["temperature"],
