@@ -35,7 +35,9 @@ from .profile import dataset_profile, pretrained_reachable
 from .record import write_json
 from .report import console_line, write_report
 from .schema import EDITABLE_GROUPS
-from .train import PROJECT_ROOT, evaluate, project_path
+from .export import export
+from .inference import predict_test_split
+from .train import PROJECT_ROOT, project_path
 
 log = logging.getLogger("improve.loop")
 HISTORY_ROUNDS = 12  # rounds the agents see in full; older ones are only counted
@@ -502,17 +504,18 @@ class Refinement:
                 f"#   python -m improve.train --config-path={best.resolve()} --config-name=config\n"
                 + yaml.safe_dump({**train_cfg, "test": True}, sort_keys=False))
             _atomic_copy(ckpt, best / "best.ckpt")
-            test = evaluate(OmegaConf.create(train_cfg), ckpt)
+            test = predict_test_split(OmegaConf.create(train_cfg), ckpt)
+            write_json(self.run_dir / "test_predictions.json", test)
             first_ckpt = self.run_dir / "rounds" / "00" / "checkpoints" / "best.ckpt"
             if inc["round"] != 0 and 0 in state.proposals and first_ckpt.is_file():
                 # reported, never used for selection: how much the refinement gained over the first pipeline
-                first = evaluate(OmegaConf.create(self._train_config(state.proposals[0]["pipeline"], best)), first_ckpt)
-                result["round0_test_acc"] = round(first["acc"], 4)
+                first_cfg = OmegaConf.create(self._train_config(state.proposals[0]["pipeline"], best))
+                result["round0_test_acc"] = round(predict_test_split(first_cfg, first_ckpt)["acc"], 4)
             else:
                 result["round0_test_acc"] = round(test["acc"], 4) if inc["round"] == 0 else None
+            export(self.run_dir)
             min_acc = self.cfg.constraints.min_accuracy
             result.update(incumbent_round=inc["round"], val_acc=inc["val_acc"], test_acc=round(test["acc"], 4),
-                          test_loss=round(test["loss"], 4),
                           min_accuracy_met=(test["acc"] >= min_acc) if min_acc else None)
         first = state.decisions.get(0, {})
         result["round0_val_acc"] = first.get("val_acc")

@@ -1,4 +1,5 @@
 """What a person reads: one console line per round, and report.md with the round table."""
+import json
 from pathlib import Path
 from typing import Any, Optional
 
@@ -56,9 +57,57 @@ def write_report(run_dir: Path, state) -> Path:
         t = state.final["llm"]
         lines += ["", f"LLM use: {t['calls']} calls, {t['input_tokens']:,} input and {t['output_tokens']:,} output "
                       f"tokens, ${t['cost_usd']:.4f}."]
+    lines += _pictures(run_dir, state)
     path = run_dir / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _pictures(run_dir: Path, state) -> list:
+    """PNG files next to report.md, and the sections that show them."""
+    from . import plots
+
+    lines = []
+    decisions = list(state.decisions.values())
+    if decisions:
+        plots.rounds_plot(decisions, run_dir / "rounds.png")
+        lines += ["", "## Validation accuracy per round", "", "![validation accuracy per round](rounds.png)"]
+    if state.incumbent:
+        r = state.incumbent["round"]
+        metrics_file = run_dir / "rounds" / f"{r:02d}" / "metrics.json"
+        if metrics_file.is_file() and plots.curves_plot(json.loads(metrics_file.read_text()),
+                                                        f"round {r} (best)", run_dir / "curves.png"):
+            lines += ["", f"## Learning curves of the best round ({r})", "", "![learning curves](curves.png)"]
+    predictions = run_dir / "test_predictions.json"
+    if predictions.is_file():
+        p = json.loads(predictions.read_text())
+        classes = p["classes"]
+        matrix = plots.confusion(p["y_true"], p["y_pred"], len(classes))
+        plots.confusion_plot(matrix, classes, run_dir / "confusion.png")
+        lines += ["", f"## Test split: accuracy {p['acc']:.4f}", "", "![confusion matrix](confusion.png)", "",
+                  "| class | test images | accuracy |", "|---|---|---|"]
+        for i, name in enumerate(classes):
+            total = int(matrix[i].sum())
+            acc = f"{matrix[i, i] / total:.4f}" if total else "-"
+            lines.append(f"| {_cell(name)} | {total} | {acc} |")
+    return lines
+
+
+def main(argv=None) -> None:
+    """python -m improve.report <run dir>: rebuild report.md and its PNGs from the run directory alone."""
+    import sys
+
+    from .journal import Journal
+    from .loop import State
+
+    args = sys.argv[1:] if argv is None else list(argv)
+    if len(args) != 1:
+        raise SystemExit("usage: python -m improve.report <run dir>")
+    run_dir = Path(args[0])
+    journal = run_dir / "journal.jsonl"
+    if not journal.is_file():
+        raise SystemExit(f"{run_dir} holds no journal.jsonl: give the directory of a `python -m improve` run")
+    print(write_report(run_dir, State(Journal(journal).events())))
 
 
 def _tokens(decision: dict) -> str:
@@ -69,3 +118,7 @@ def _tokens(decision: dict) -> str:
 def _cost(decision: dict) -> str:
     llm = decision.get("llm") or {}
     return f"${llm['cost_usd']:.4f}" if llm.get("calls") else "-"
+
+
+if __name__ == "__main__":
+    main()

@@ -153,29 +153,6 @@ def _run(cfg: DictConfig, out: Path, record: RunRecord) -> None:
             record.update(test_acc=results[0]["test/acc"], test_loss=results[0]["test/loss"])
 
 
-def evaluate(cfg: DictConfig, ckpt_path: Path, split: str = "test") -> Dict[str, float]:
-    """Accuracy and loss of a checkpoint on one split ("test" or "val"), with the run's data settings."""
-    data = ImageDataModule(cfg.dataset, cfg.augment.image_size, project_path(cfg.paths.cache_dir),
-                           project_path(cfg.dataset.path), cfg.trainer.batch_size, cfg.hardware.num_workers)
-    data.prepare()
-    model = Classifier.load_from_checkpoint(str(ckpt_path), map_location="cpu")
-    hw = cfg.hardware
-    loader = data.test_dataloader() if split == "test" else data.val_dataloader()
-    lightning_log = logging.getLogger("lightning.pytorch")
-    level = lightning_log.level
-    lightning_log.setLevel(logging.WARNING)  # no banner or tips inside someone else's console output
-    try:
-        trainer = L.Trainer(accelerator=hw.accelerator, devices=1, precision=hw.precision, logger=False,
-                            enable_progress_bar=False, enable_model_summary=False)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-            warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")
-            (result,) = trainer.test(model, dataloaders=loader, verbose=False)
-    finally:
-        lightning_log.setLevel(level)
-    return {"acc": result["test/acc"], "loss": result["test/loss"]}
-
-
 def _relative(path: str, out: Path) -> Optional[str]:
     if not path:
         return None

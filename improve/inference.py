@@ -1,0 +1,108 @@
+"""A trained pipeline as a function from images to class scores: what predict, export and the final test use.
+
+Images get exactly the evaluation path of training: shorter side resized and centre-cropped
+to `augment.image_size` (`cache.fit_square`), then normalised inside the model.
+"""
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+import numpy as np
+import torch
+import torch.nn as nn
+from omegaconf import DictConfig, OmegaConf
+from PIL import Image
+
+from .cache import fit_square
+from .module import Classifier
+
+
+class Normalised(nn.Module):
+    """The network with its normalisation: float N,C,H,W pixels in 0..255 -> logits. What gets exported."""
+
+    def __init__(self, classifier: Classifier):
+        super().__init__()
+        self.net = classifier.net
+        self.register_buffer("mean", classifier.mean.clone())
+        self.register_buffer("std", classifier.std.clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net((x - self.mean) / self.std)
+
+
+class Predictor:
+    def __init__(self, config: DictConfig, checkpoint: Path):
+        self.cfg = config
+        self.classifier = Classifier.load_from_checkpoint(str(checkpoint), map_location="cpu").eval()
+        self.model = Normalised(self.classifier).eval()
+        self.class_names: List[str] = list(self.classifier.hparams["class_names"])
+        self.channels = int(self.classifier.hparams["in_chans"])
+        self.size = int(config.augment.image_size)
+        transforms = config.augment.train_transforms or []
+        self.flip_safe = any(t.get("name") == "HorizontalFlip" for t in transforms)
+
+    @classmethod
+    def from_run(cls, run_dir: Path) -> "Predictor":
+        """The best pipeline of a refinement run (best/), or of a single training run (checkpoints/best.ckpt)."""
+        run_dir = Path(run_dir)
+        if (run_dir / "best" / "best.ckpt").is_file():
+            return cls(OmegaConf.load(run_dir / "best" / "config.yaml"), run_dir / "best" / "best.ckpt")
+        if (run_dir / "checkpoints" / "best.ckpt").is_file():
+            return cls(OmegaConf.load(run_dir / ".hydra" / "config.yaml"), run_dir / "checkpoints" / "best.ckpt")
+        raise FileNotFoundError(f"run={run_dir}: no best/best.ckpt (refinement run) or checkpoints/best.ckpt "
+                                f"(training run) there; give the directory a run wrote")
+
+    def load_image(self, path: str) -> Optional[np.ndarray]:
+        try:
+            with Image.open(path) as img:
+                return fit_square(img, self.size, self.channels)
+        except Exception:  # unreadable: the caller reports it
+            return None
+
+    @torch.no_grad()
+    def scores(self, batch: np.ndarray, tta: bool = False) -> np.ndarray:
+        """Class probabilities for uint8 N,H,W,C images; `tta` averages label-safe variants."""
+        x = torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).float()
+        views = [x]
+        if tta:  # a mirror only when training used flips (orientation/text tasks never do); else 2-px shifts
+            views += [x.flip(-1)] if self.flip_safe else [x.roll(s, d) for s in (-2, 2) for d in (-1, -2)]
+        probs = torch.stack([self.model(v).softmax(-1) for v in views]).mean(0)
+        return probs.numpy()
+
+    def predict_arrays(self, images: np.ndarray, batch_size: int = 128, tta: bool = False) -> np.ndarray:
+        return np.concatenate([self.scores(images[i:i + batch_size], tta) for i in range(0, len(images), batch_size)]) \
+            if len(images) else np.zeros((0, len(self.class_names)), np.float32)
+
+    def predict_files(self, files: Iterable[str], batch_size: int = 64, tta: bool = False,
+                      progress=None) -> Tuple[Dict[str, np.ndarray], List[str]]:
+        """{file: probabilities} for the readable files, and the list of unreadable ones."""
+        files = list(files)
+        out: Dict[str, np.ndarray] = {}
+        bad: List[str] = []
+        for i in range(0, len(files), batch_size):
+            chunk = files[i:i + batch_size]
+            loaded = [(f, self.load_image(f)) for f in chunk]
+            bad += [f for f, a in loaded if a is None]
+            good = [(f, a) for f, a in loaded if a is not None]
+            if good:
+                probs = self.scores(np.stack([a for _, a in good]), tta)
+                out.update({f: p for (f, _), p in zip(good, probs)})
+            if progress is not None:
+                progress(len(chunk))
+        return out, bad
+
+
+def predict_test_split(config: DictConfig, checkpoint: Path) -> Dict[str, Any]:
+    """Predictions of a checkpoint on the run's test split: {"classes", "y_true", "y_pred", "acc"}."""
+    from .data import ImageDataModule
+    from .train import project_path
+
+    predictor = Predictor(config, checkpoint)
+    dm = ImageDataModule(config.dataset, config.augment.image_size, project_path(config.paths.cache_dir),
+                         project_path(config.dataset.path), batch_size=128)
+    splits = dm.prepare()
+    images, labels = splits.cached.arrays(splits.test_split)
+    order = np.sort(splits.test)
+    y_pred = predictor.predict_arrays(np.asarray(images[order])).argmax(1)
+    y_true = labels[order]
+    return {"classes": predictor.class_names, "y_true": y_true.tolist(), "y_pred": y_pred.tolist(),
+            "acc": float((y_pred == y_true).mean()) if len(y_true) else None}
