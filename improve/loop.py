@@ -16,8 +16,6 @@ import json
 import logging
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,10 +32,11 @@ from .journal import Journal
 from .profile import dataset_profile, pretrained_reachable
 from .record import write_json
 from .report import console_line, write_report
+from .rounds import train_config, train_in_process
 from .schema import EDITABLE_GROUPS
 from .export import export
 from .inference import predict_test_split
-from .train import PROJECT_ROOT, project_path
+from .train import project_path
 
 log = logging.getLogger("improve.loop")
 HISTORY_ROUNDS = 12  # rounds the agents see in full; older ones are only counted
@@ -57,15 +56,6 @@ def _atomic_text(dst: Path, text: str) -> None:
     tmp = dst.with_name(f".{dst.name}.tmp")
     tmp.write_text(text)
     os.replace(tmp, dst)
-
-
-def _die_with_parent() -> None:  # a training round must not outlive a killed loop
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:  # not Linux: the round may outlive the loop; resume reruns it anyway
-        pass
 
 
 class State:
@@ -409,55 +399,13 @@ class Refinement:
         write_report(self.run_dir, State(self.journal.events()))
 
     def _train_config(self, pipeline: Dict[str, Dict], output_dir: Path) -> Dict[str, Any]:
-        cfg = self.cfg
-        plain = OmegaConf.to_container(cfg, resolve=True)
-        return {"dataset": plain["dataset"], **{g: pipeline[g] for g in EDITABLE_GROUPS},
-                "hardware": plain["hardware"],
-                "paths": {"data_dir": plain["paths"]["data_dir"], "cache_dir": plain["paths"]["cache_dir"],
-                          "output_dir": str(output_dir)},
-                "seed": cfg.seed, "test": False, "ckpt_path": None, "recipe": None}
+        return train_config(self.cfg, pipeline, output_dir)
 
     def _train(self, r: int, pipeline: Dict[str, Dict]) -> Dict[str, Any]:
-        """`python -m improve.train` on the frozen rounds/NN/config.yaml, in its own process, with a time limit."""
         rd = self.run_dir / "rounds" / f"{r:02d}"
-        rd.mkdir(parents=True, exist_ok=True)
-        for stale in rd.iterdir():  # an interrupted attempt: start training afresh, keep the LLM audit (llm/)
-            if stale.name != "llm":
-                shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
-        (rd / "config.yaml").write_text(yaml.safe_dump(self._train_config(pipeline, rd), sort_keys=False))
-        cmd = [sys.executable, "-m", "improve.train", f"--config-path={rd}", "--config-name=config",
-               f"hydra.run.dir={rd}"]
-        timeout = self.cfg.loop.round_timeout
-        # With hardware.progress_bar on a terminal, the round draws its progress bar there; else it goes to a file.
         live = self.cfg.hardware.progress_bar and sys.stdout.isatty()
-        with open(rd / "stdout.log", "w") as out:
-            proc = subprocess.Popen(cmd, stdout=None if live else out, stderr=None if live else subprocess.STDOUT,
-                                    cwd=PROJECT_ROOT, preexec_fn=_die_with_parent, start_new_session=True,
-                                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)  # the round and any workers it started
-                proc.wait()
-                return self._failed(rd, f"round timed out after {timeout:.0f} s (loop.round_timeout); use fewer "
-                                        f"epochs, a smaller model or image size", "TimeoutError")
-        metrics_file = rd / "metrics.json"
-        metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else None
-        if proc.returncode < 0:
-            return self._failed(rd, f"training process killed by signal {-proc.returncode}"
-                                    f"{' (out of memory?)' if proc.returncode == -9 else ''}; see "
-                                    f"rounds/{r:02d}/stdout.log", "Killed", metrics)
-        if metrics is None or metrics.get("status") == "running":
-            return self._failed(rd, f"training crashed (exit code {proc.returncode}) without finishing metrics.json; "
-                                    f"see rounds/{r:02d}/stdout.log", "Crash", metrics)
-        return metrics
-
-    @staticmethod
-    def _failed(rd: Path, error: str, kind: str, metrics: Optional[Dict] = None) -> Dict[str, Any]:
-        metrics = dict(metrics or {"epochs": []})
-        metrics.update(status="failed", error=error, error_type=kind)
-        write_json(rd / "metrics.json", metrics)
-        return metrics
+        return train_in_process(self._train_config(pipeline, rd), rd, self.cfg.loop.round_timeout, live,
+                                keep={"llm"})
 
     def _tidy_round(self, r: int, keep_best: bool) -> None:
         """Drop checkpoints nobody will need: last.ckpt always, best.ckpt unless the round was kept."""

@@ -9,9 +9,7 @@ Everything a run produces lands in its output dir: metrics.json (see README), tr
 checkpoints/{best,last}.ckpt and csv/metrics.csv. Any failure still writes metrics.json
 with status "failed" and the reason, and the command exits non-zero.
 """
-import json
 import logging
-import os
 import sys
 import time
 import warnings

@@ -1,5 +1,4 @@
 """A corpus of bad Engineer outputs: each rejected with its own message, nothing trained or executed."""
-from pathlib import Path
 
 import pytest
 import yaml

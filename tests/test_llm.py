@@ -1,7 +1,6 @@
 """LLM agents through the real anthropic and openai SDKs, against a local server speaking each API."""
 import io
 import json
-from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf

@@ -1,6 +1,5 @@
 """`train(cfg)` and `python -m improve.train` on the real configs, real trainer, small data."""
 import json
-from pathlib import Path
 
 import pytest
 import torch
