@@ -1,4 +1,7 @@
-"""Benchmarks that print numbers: `python -m improve.bench {speed,flip} [options]`.
+"""Benchmarks that print numbers: `python -m improve.bench {speed,strategies,flip} [options]`.
+
+strategies  equal-budget comparison of zero_shot, iterative, all_at_once, random and optuna
+            (improve/strategies.py): markdown table, best-so-far plot, raw JSON; resumable.
 
 speed  training images/s vs the raw model's forward+backward+step images/s on in-memory
        tensors (same model, batch, threads): the framework's and data pipeline's share of
@@ -20,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
+from .strategies import STRATEGIES, study
 from .train import compose_config, train
 
 
@@ -103,6 +107,57 @@ def bench_cache(n_images: int, size: int, work: Path) -> Dict[str, float]:
     return {"images": n_images, "image_size": size, "first_load_s": round(first, 3), "cached_load_s": round(second, 3)}
 
 
+def bench_round(epochs: int, work: Path) -> Dict[str, float]:
+    """Where a round's wall time goes, for one `python -m improve.train` process of `epochs` epochs."""
+    from .rounds import train_config, train_in_process
+
+    cfg = compose_train(["hardware=cpu", "hardware.progress_bar=false", f"trainer.epochs={epochs}", "test=false"],
+                        work / "round", work / "cache")
+    from omegaconf import OmegaConf
+
+    plain = OmegaConf.to_container(cfg, resolve=False)
+    pipeline = {g: plain[g] for g in ("augment", "model", "trainer")}
+    train(compose_train(["hardware=cpu", "hardware.progress_bar=false", "trainer.epochs=1"], work / "warm",
+                        work / "cache"))  # the data cache exists before, as in every round after the first
+    start = time.perf_counter()
+    metrics = train_in_process(train_config(cfg, pipeline, work / "round"), work / "round", timeout=1800)
+    wall = time.perf_counter() - start
+    if metrics["status"] != "ok":
+        raise RuntimeError(f"training failed: {metrics['error']}")
+    epochs_ = metrics["epochs"]
+    training = sum(e["train_seconds"] for e in epochs_)
+    validation = sum(e["seconds"] - e["train_seconds"] for e in epochs_)
+    t = metrics["timings"]
+    startup = (wall - t["total_s"]) + t["setup_s"]  # interpreter, imports, config, data and model until fit
+    fit_other = t["fit_s"] - sum(e["seconds"] for e in epochs_)  # Lightning setup, checkpoints
+    finishing = wall - startup - t["fit_s"]  # results, process exit
+    overhead = wall - training
+    return {"epochs": epochs, "round_s": round(wall, 2), "training_s": round(training, 2),
+            "startup_s": round(startup, 2), "validation_s": round(validation, 2),
+            "checkpoints_and_fit_setup_s": round(fit_other, 2), "results_and_exit_s": round(finishing, 2),
+            "overhead_s": round(overhead, 2), "overhead_share": round(overhead / wall, 3)}
+
+
+def bench_loop_work(work: Path) -> Dict[str, float]:
+    """The loop's own time per round outside training: agent, edit validation, pre-flight (offline expert)."""
+    import io as _io
+
+    from rich.console import Console
+
+    from .journal import Journal
+    from .loop import Refinement
+
+    cfg = compose_config("config", ["hardware=cpu", "hardware.progress_bar=false", "loop.rounds=3",
+                                    "loop.max_epochs=1", "dataset.max_train=200", "loop.pretrained_reachable=false",
+                                    "llm=heuristic"], work / "loop", work / "cache")
+    Refinement(cfg, work / "loop", console=Console(file=_io.StringIO())).run()
+    events = Journal(work / "loop" / "journal.jsonl").events()
+    decided = {e["round"]: e["time"] for e in events if e["event"] == "decision"}
+    proposed = {e["round"]: e["time"] for e in events if e["event"] == "proposal"}
+    gaps = [proposed[r] - decided[r - 1] for r in proposed if r >= 1 and r - 1 in decided]
+    return {"rounds": len(gaps), "loop_work_per_round_s": round(float(np.mean(gaps)), 3) if gaps else None}
+
+
 def bench_flip(overrides: List[str], work: Path) -> Dict[str, float]:
     results = {}
     for name, transforms in (("no_flip", "[]"), ("hflip", "[{name: HorizontalFlip, p: 0.5}]")):
@@ -124,8 +179,21 @@ def main(argv=None) -> None:
     speed = sub.add_parser("speed", parents=[common], help="training vs raw model images/s; cache load times")
     speed.add_argument("--cache-images", type=int, default=10_000, help="images written for the cache benchmark")
     speed.add_argument("--cache-size", type=int, default=32, help="image size of the cache benchmark")
+    speed.add_argument("--round-epochs", type=int, default=30,
+                       help="epochs of the round whose overhead is measured (30 = about a minute of digits here)")
     speed.add_argument("overrides", nargs="*", default=["trainer.epochs=3"],
                        help="train.yaml overrides for the throughput run (default: digits, default pipeline)")
+    strat = sub.add_parser("strategies", parents=[common],
+                           help="equal-budget study: zero_shot, iterative, all_at_once, random, optuna")
+    strat.add_argument("--datasets", default="digits,shapes", help="comma-separated dataset configs")
+    strat.add_argument("--seeds", type=int, default=2, help="seeds 0..S-1")
+    strat.add_argument("--runs", type=int, default=4, help="training runs per strategy (zero_shot: 1)")
+    strat.add_argument("--epochs", type=int, default=3, help="epochs of every training run")
+    strat.add_argument("--strategies", default=",".join(STRATEGIES), help="comma-separated subset")
+    strat.add_argument("--out", type=Path, default=Path("outputs/bench/strategies"),
+                       help="results, table and plot; rerun with the same --out to resume")
+    strat.add_argument("overrides", nargs="*", default=[],
+                       help="config.yaml overrides for every run (e.g. llm=anthropic, dataset.max_train=500)")
     flip = sub.add_parser("flip", parents=[common], help="shapes orientation task with and without a horizontal flip")
     flip.add_argument("overrides", nargs="*", default=[], help="train.yaml overrides for both runs")
     args = parser.parse_args(argv)
@@ -133,17 +201,32 @@ def main(argv=None) -> None:
     import logging
 
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    if args.command == "strategies":
+        results = study(args.datasets.split(","), args.strategies.split(","), list(range(args.seeds)), args.runs,
+                        args.epochs, args.out, args.overrides)
+        print("\n" + results["table"])
+        print(f"table, plot and raw results in {args.out}/ (table.md, strategies.png, results.json)")
+        if args.json:
+            args.json.write_text(json.dumps(results["results"], indent=1))
+        return
     work = Path(tempfile.mkdtemp(prefix="improve-bench-"))
     try:
         if args.command == "speed":
             results = {"throughput": bench_throughput(args.overrides, work),
-                       "cache": bench_cache(args.cache_images, args.cache_size, work)}
-            tp, c = results["throughput"], results["cache"]
+                       "cache": bench_cache(args.cache_images, args.cache_size, work),
+                       "round": bench_round(args.round_epochs, work), "loop": bench_loop_work(work)}
+            tp, c, rd, lp = results["throughput"], results["cache"], results["round"], results["loop"]
             print(f"\ntraining {tp['train_images_per_s']} img/s / raw model {tp['raw_images_per_s']} img/s "
                   f"= ratio {tp['ratio']:.3f} (target >= 0.85; {tp['model']}, batch {tp['batch_size']}, "
                   f"{tp['image_size']} px, {tp['threads']} threads)")
             print(f"cache, {c['images']} images at {c['image_size']} px: first load {c['first_load_s']:.2f} s, "
                   f"cached load {c['cached_load_s']:.3f} s (target <= 1 s)")
+            print(f"round of {rd['round_s']:.1f} s ({rd['epochs']} epochs): training {rd['training_s']:.1f} s; overhead "
+                  f"{rd['overhead_s']:.1f} s = {rd['overhead_share']:.1%} (target <= 10%): process start to first "
+                  f"batch {rd['startup_s']:.1f} s, validation {rd['validation_s']:.1f} s, checkpoints and fit setup "
+                  f"{rd['checkpoints_and_fit_setup_s']:.1f} s, results and exit {rd['results_and_exit_s']:.1f} s")
+            print(f"the loop's own work per round (agent, validation, pre-flight): {lp['loop_work_per_round_s']} s "
+                  f"(mean of {lp['rounds']} rounds, offline expert)")
         else:
             results = bench_flip(args.overrides, work)
             print(f"\nshapes orientation, test accuracy: no flip {results['no_flip']['test_acc']:.3f}, "

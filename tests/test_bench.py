@@ -1,5 +1,8 @@
 """The benchmarks run at toy size (so they cannot rot), and the flip claim holds."""
+import io
 import json
+
+from rich.console import Console
 
 from improve.bench import bench_flip, main
 
@@ -13,10 +16,36 @@ def test_horizontal_flip_scores_clearly_lower_on_the_orientation_task(tmp_path):
 
 def test_speed_benchmark_prints_ratio_and_cache_times(tmp_path, capsys):
     out = tmp_path / "speed.json"
-    main(["speed", "--cache-images", "200", "--json", str(out), "trainer.epochs=2", "dataset.max_train=200",
-          "model.name=test_resnet"])
+    main(["speed", "--cache-images", "200", "--round-epochs", "1", "--json", str(out), "trainer.epochs=2",
+          "dataset.max_train=200", "model.name=test_resnet"])
     printed = capsys.readouterr().out
-    assert "ratio" in printed and "cached load" in printed
+    assert "ratio" in printed and "cached load" in printed and "process start to first batch" in printed
+    assert "the loop's own work per round" in printed
     results = json.loads(out.read_text())
     assert results["throughput"]["raw_images_per_s"] > 0 and results["throughput"]["train_images_per_s"] > 0
     assert results["cache"]["images"] == 200 and results["cache"]["cached_load_s"] >= 0
+    r = results["round"]
+    assert r["training_s"] > 0 and r["startup_s"] > 0 and 0 < r["overhead_share"] < 1
+    assert results["loop"]["rounds"] == 3 and results["loop"]["loop_work_per_round_s"] > 0
+
+
+def test_strategy_study_at_toy_size_writes_table_plot_json_and_resumes(tmp_path, monkeypatch):
+    from improve import strategies
+
+    out = tmp_path / "study"
+    result = strategies.study(["digits"], ["iterative", "random"], [0], runs=2, epochs=1, out=out,
+                              extra=["dataset.max_train=150"], console=Console(file=io.StringIO()))
+    raw = json.loads((out / "results.json").read_text())
+    assert set(raw) == {"digits/zero_shot/0", "digits/iterative/0", "digits/random/0"}  # zero_shot: the base
+    assert len(raw["digits/zero_shot/0"]["vals"]) == 1 and len(raw["digits/iterative/0"]["vals"]) == 2
+    assert all(u["test_acc"] is not None for u in raw.values())
+    assert "| digits | random | 2 |" in (out / "table.md").read_text() and "± " in result["table"]
+    assert (out / "strategies.png").stat().st_size > 5000
+
+    def no_more_training(*args, **kwargs):
+        raise AssertionError("a finished unit ran again")
+
+    monkeypatch.setattr(strategies, "run_unit", no_more_training)
+    again = strategies.study(["digits"], ["iterative", "random"], [0], runs=2, epochs=1, out=out, extra=[],
+                             console=Console(file=io.StringIO()))
+    assert again["results"] == raw
