@@ -45,7 +45,8 @@ def export(run_dir: Path, formats: Optional[Sequence[str]] = None) -> Dict[str, 
     example = torch.zeros(2, predictor.channels, predictor.size, predictor.size)
     written: Dict[str, Path] = {}
     if "torchscript" in formats:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated upstream, still the portable format
             traced = torch.jit.trace(model, example)
         traced.save(str(out / "model.pt"))
         written["torchscript"] = out / "model.pt"

@@ -165,8 +165,7 @@ def summarise(results: Dict[str, Dict], datasets: List[str], strategies: List[st
 def plot(results: Dict[str, Dict], datasets: List[str], strategies: List[str], seeds: List[int], runs: int,
          path: Path) -> Path:
     """Best-so-far validation accuracy per run, mean with a ±std band, one panel per dataset (the paper's Fig. 2)."""
-    from . import plots  # noqa: F401  (selects the Agg backend)
-    import matplotlib.pyplot as plt
+    from .plots import plt  # the Agg backend, files only
 
     fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4), dpi=110, squeeze=False)
     for ax, d in zip(axes[0], datasets):
