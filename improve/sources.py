@@ -10,7 +10,7 @@ import hashlib
 import json
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
@@ -44,7 +44,6 @@ class Source:
     class_names: List[str]
     load: Callable[[], Raw]
     native_channels: Optional[int] = None  # known channel count, when the source knows it without decoding
-    notes: List[str] = field(default_factory=list)
 
 
 def _file_stats(files: Sequence[str]) -> str:

@@ -178,6 +178,7 @@ def plot(results: Dict[str, Dict], datasets: List[str], strategies: List[str], s
             ax.plot(x, mean, marker="o", label=s, ls="--" if s == "zero_shot" else "-")
             ax.fill_between(x, mean - std, mean + std, alpha=0.15)
         ax.set_title(d)
+        ax.set_xticks(x)
         ax.set_xlabel("training runs")
         ax.set_ylabel("best validation accuracy so far")
         ax.grid(alpha=0.3)
