@@ -120,18 +120,14 @@ def cache_key(ds, source: Source, size: int, channels: int) -> str:
 
 def load_cached(ds, source: Source, size: int, cache_dir: Path, workers: int = 0) -> Cached:
     """Return the cached arrays for this source and size, decoding them first on a miss."""
-    channels = ds.channels or source.native_channels or 0
-    raw = None
-    if not channels:  # infer from the file headers (cheap) before the key can be known
-        raw = source.load()
-        files = raw.train.files or []
-        channels = _infer_channels(files) if files else 3
-    entry = cache_dir / f"{ds.name}-{size}px-{cache_key(ds, source, size, channels)}"
+    requested = ds.channels or source.native_channels or 0  # 0: infer, keyed as such, resolved in meta.json
+    entry = cache_dir / f"{ds.name}-{size}px-{cache_key(ds, source, size, requested)}"
     meta_file = entry / "meta.json"
     if meta_file.is_file():
         meta = json.loads(meta_file.read_text())
     else:
-        raw = raw or source.load()
+        raw = source.load()
+        channels = requested or (_infer_channels(raw.train.files) if raw.train.files else 3)
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=cache_dir))
         try:

@@ -177,6 +177,7 @@ def test_second_load_reads_the_cache_without_decoding(compose_cfg, tmp_path, mon
 
     monkeypatch.setattr(cache_module, "_decode_file", no_decoding)
     monkeypatch.setattr(cache_module, "_write_split", no_decoding)
+    monkeypatch.setattr(cache_module, "_infer_channels", no_decoding)  # not even the file headers
     _, second = prepare(cfg)
     assert second.cached.dir == first.cached.dir
     assert isinstance(second.cached.arrays("train")[0], np.memmap)
