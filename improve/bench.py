@@ -21,8 +21,9 @@ from typing import Dict, List
 import numpy as np
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from .rounds import train_config, train_in_process
 from .strategies import STRATEGIES, study
 from .train import compose_config, train
 
@@ -109,12 +110,8 @@ def bench_cache(n_images: int, size: int, work: Path) -> Dict[str, float]:
 
 def bench_round(epochs: int, work: Path) -> Dict[str, float]:
     """Where a round's wall time goes, for one `python -m improve.train` process of `epochs` epochs."""
-    from .rounds import train_config, train_in_process
-
     cfg = compose_train(["hardware=cpu", "hardware.progress_bar=false", f"trainer.epochs={epochs}", "test=false"],
                         work / "round", work / "cache")
-    from omegaconf import OmegaConf
-
     plain = OmegaConf.to_container(cfg, resolve=False)
     pipeline = {g: plain[g] for g in ("augment", "model", "trainer")}
     train(compose_train(["hardware=cpu", "hardware.progress_bar=false", "trainer.epochs=1"], work / "warm",
