@@ -32,7 +32,7 @@ from .journal import Journal
 from .profile import dataset_profile, pretrained_reachable
 from .record import write_json
 from .report import console_line, write_report
-from .rounds import train_config, train_in_process
+from .rounds import train_config, train_in_process, warm_up
 from .schema import EDITABLE_GROUPS
 from .export import export
 from .inference import predict_test_split
@@ -116,6 +116,7 @@ class Refinement:
     # ------------------------------------------------------------------ entry point
     def run(self) -> Dict[str, Any]:
         cfg = self.cfg
+        warm_up()  # rounds fork from a process that imports torch and Lightning meanwhile
         self.journal.repair()
         events = self.journal.events()
         if not events:

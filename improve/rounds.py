@@ -2,15 +2,25 @@
 
 The refinement loop runs every round this way, and the strategy benchmark every trial, so a
 crash, NaN, OOM or hang costs one run and never the caller.
+
+A round is a process forked from a forkserver that has already imported torch, Lightning, timm
+and `improve.train` (Python's multiprocessing "forkserver" start method, preloaded), then runs
+the same Hydra entry point as `python -m improve.train`. A fresh interpreter would spend about
+6 s of every round on those imports; the forkserver pays them once per loop, and forking it is
+safe because it has run no torch work, no threads and no CUDA. The child gets the caller's
+current environment, its own process group (a timeout kills the run with its data workers),
+and kills that group when the caller dies, even by `kill -9`.
 """
 import json
+import multiprocessing
+import multiprocessing.connection
 import os
 import shutil
 import signal
-import subprocess
 import sys
+import threading
 from pathlib import Path
-from typing import Any, Dict, Iterable, Optional
+from typing import Any, Dict, Iterable, List, Optional
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
@@ -19,6 +29,8 @@ from .record import write_json
 from .schema import EDITABLE_GROUPS
 from .train import PROJECT_ROOT
 
+PRELOAD = ["improve.train"]  # what the forkserver imports once, before any round
+
 
 def train_config(cfg: DictConfig, pipeline: Dict[str, Dict], output_dir: Path) -> Dict[str, Any]:
     """A complete `train.yaml`-shaped config: the run's data and hardware settings plus one pipeline."""
@@ -26,16 +38,47 @@ def train_config(cfg: DictConfig, pipeline: Dict[str, Dict], output_dir: Path) -
     return {"dataset": plain["dataset"], **{g: pipeline[g] for g in EDITABLE_GROUPS}, "hardware": plain["hardware"],
             "paths": {"data_dir": plain["paths"]["data_dir"], "cache_dir": plain["paths"]["cache_dir"],
                       "output_dir": str(output_dir)},
-            "seed": cfg.seed, "test": False, "ckpt_path": None, "recipe": None}
+            "seed": cfg.seed, "test": False, "ckpt_path": None, "recipe": None, "save_last": False}
 
 
-def _die_with_parent() -> None:  # a training run must not outlive a killed caller
-    try:
-        import ctypes
+def _context() -> multiprocessing.context.BaseContext:
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(PRELOAD)
+    return ctx
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:  # not Linux: the run may outlive its caller; resume reruns it anyway
-        pass
+
+def warm_up() -> None:
+    """Start the forkserver now, so its imports overlap the caller's own work before the first round."""
+    from multiprocessing import forkserver
+
+    _context()
+    forkserver.ensure_running()
+
+
+def _kill_group_when_parent_dies() -> None:
+    multiprocessing.connection.wait([multiprocessing.parent_process().sentinel])
+    os.killpg(0, signal.SIGKILL)
+
+
+def _round_main(argv: List[str], env: Dict[str, str], log: Optional[str]) -> None:
+    """The round's process: `python -m improve.train <argv>`, without a new interpreter."""
+    os.setsid()  # its own process group, so the caller can kill the run and its data workers at once
+    threading.Thread(target=_kill_group_when_parent_dies, daemon=True).start()
+    os.environ.clear()
+    os.environ.update(env)  # the caller's environment now, not the forkserver's from when it started
+    os.chdir(PROJECT_ROOT)
+    if log is not None:
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+    sys.stdout.reconfigure(line_buffering=True)
+    sys.stderr.reconfigure(line_buffering=True)
+    from . import train
+
+    sys.argv = [train.__file__, *argv]
+    sys.modules["__main__"] = train  # Lightning's DDP relaunches `python -m <__main__> <sys.argv>` per device
+    train.main()
 
 
 def failed(rd: Path, error: str, kind: str, metrics: Optional[Dict] = None) -> Dict[str, Any]:
@@ -43,6 +86,15 @@ def failed(rd: Path, error: str, kind: str, metrics: Optional[Dict] = None) -> D
     metrics.update(status="failed", error=error, error_type=kind)
     write_json(rd / "metrics.json", metrics)
     return metrics
+
+
+def _kill(proc: multiprocessing.process.BaseProcess) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # the run and any workers it started
+    except (ProcessLookupError, PermissionError):  # gone, or killed before it made its group
+        pass
+    proc.kill()
+    proc.join()
 
 
 def train_in_process(config: Dict[str, Any], rd: Path, timeout: float, live: bool = False,
@@ -57,27 +109,36 @@ def train_in_process(config: Dict[str, Any], rd: Path, timeout: float, live: boo
         if stale.name not in keep:
             shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
     (rd / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    cmd = [sys.executable, "-m", "improve.train", f"--config-path={rd.resolve()}", "--config-name=config",
-           f"hydra.run.dir={rd.resolve()}"]
+    log = rd / "stdout.log"
+    log.touch()
+    argv = [f"--config-path={rd.resolve()}", "--config-name=config", f"hydra.run.dir={rd.resolve()}"]
     name = rd.name
-    with open(rd / "stdout.log", "w") as out:
-        proc = subprocess.Popen(cmd, stdout=None if live else out, stderr=None if live else subprocess.STDOUT,
-                                cwd=PROJECT_ROOT, preexec_fn=_die_with_parent, start_new_session=True,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)  # the run and any workers it started
-            proc.wait()
-            return failed(rd, f"round timed out after {timeout:.0f} s (loop.round_timeout); use fewer epochs, a "
-                              f"smaller model or image size", "TimeoutError")
+    proc = _context().Process(target=_round_main, args=(argv, dict(os.environ), None if live else str(log)),
+                              name=f"improve round {name}")
+    proc.start()
+    try:
+        proc.join(timeout)
+    except BaseException:  # Ctrl-C in the caller: the round goes too (a resumed loop reruns it)
+        _kill(proc)
+        raise
+    if proc.exitcode is None:
+        _kill(proc)
+        return failed(rd, f"round timed out after {timeout:.0f} s (loop.round_timeout); use fewer epochs, a "
+                          f"smaller model or image size", "TimeoutError")
+    code = proc.exitcode
+    proc.close()
     metrics_file = rd / "metrics.json"
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else None
-    if proc.returncode < 0:
-        return failed(rd, f"training process killed by signal {-proc.returncode}"
-                          f"{' (out of memory?)' if proc.returncode == -signal.SIGKILL else ''}; see "
-                          f"{name}/stdout.log", "Killed", metrics)
+    if code < 0:
+        return failed(rd, f"training process killed by signal {-code}"
+                          f"{' (out of memory?)' if code == -signal.SIGKILL else ''}; see {name}/stdout.log",
+                      "Killed", metrics)
+    if metrics is None and not log.stat().st_size and not live:
+        return failed(rd, f"the round's process failed before training started (exit code {code}); its error is "
+                          f"printed above. Calling the loop from a script? Put the call under "
+                          f"`if __name__ == \"__main__\":`, as rounds start through Python multiprocessing",
+                      "Crash")
     if metrics is None or metrics.get("status") == "running":
-        return failed(rd, f"training crashed (exit code {proc.returncode}) without finishing metrics.json; see "
+        return failed(rd, f"training crashed (exit code {code}) without finishing metrics.json; see "
                           f"{name}/stdout.log", "Crash", metrics)
     return metrics

@@ -137,6 +137,7 @@ class TrainConfig(Groups):
     seed: int = _f(0, "seed of weights init, data order and augmentation")
     test: bool = _f(True, "evaluate the best checkpoint on the test split after training")
     ckpt_path: Optional[str] = _f(None, "resume training from this checkpoint (e.g. <run>/checkpoints/last.ckpt)")
+    save_last: bool = _f(True, "also write checkpoints/last.ckpt after every epoch, to resume this run with ckpt_path")
     recipe: Optional[str] = _f(None, "name of the recipe the pipeline started from (set by recipe files)")
 
 

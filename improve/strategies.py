@@ -99,7 +99,6 @@ def run_search(cfg, out: Path, strategy: str, runs: int, base: Dict[str, Dict], 
         val = metrics.get("best_val_acc") if metrics.get("status") == "ok" else None
         study.tell(trial, val if val is not None else float("nan"))
         vals.append(val)
-        (rd / "checkpoints" / "last.ckpt").unlink(missing_ok=True)
         if val is not None and (best is None or val > best[0]):
             if best is not None:
                 shutil.rmtree(best[2] / "checkpoints", ignore_errors=True)

@@ -78,7 +78,7 @@ def _trainer(cfg: DictConfig, out: Path, record: RunRecord) -> L.Trainer:
     callbacks = [
         EpochHistory(record),
         ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val/acc", mode="max",
-                        save_last=True, auto_insert_metric_name=False, enable_version_counter=False),
+                        save_last=cfg.save_last, auto_insert_metric_name=False, enable_version_counter=False),
     ]
     if t.early_stopping:
         callbacks.append(EarlyStopping(monitor="val/acc", mode="max", patience=t.early_stopping))

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -51,12 +52,25 @@ def test_cli_run_on_digits_uses_the_offline_expert_and_finishes_with_best_and_re
         assert "round" in proc.stdout and (tmp_path / "rounds" / f"{r:02d}" / "metrics.json").is_file()
 
 
+def processes_with(env_entry: str) -> list:
+    """Live processes whose environment holds `env_entry`."""
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if env_entry.encode() in environ.read_bytes().split(b"\0"):
+                found.append(int(environ.parent.name))
+        except OSError:  # exited meanwhile, or not ours
+            pass
+    return found
+
+
 def test_kill_9_during_a_round_then_resume_completes_without_losing_or_repeating(tmp_path, cache_dir):
     run = tmp_path / "run"
     args = [sys.executable, "-m", "improve", "loop.rounds=3", *FAST, f"paths.cache_dir={cache_dir}",
             f"hydra.run.dir={run}"]
+    mark = f"IMPROVE_TEST_MARK={uuid.uuid4().hex}"  # inherited by every process the loop starts
     proc = subprocess.Popen(args, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+                            env={**os.environ, "HF_HUB_OFFLINE": "1", mark.split("=")[0]: mark.split("=")[1]})
     deadline = time.time() + 240
     while time.time() < deadline:  # wait until round 1 is training
         if (run / "rounds" / "01" / "stdout.log").is_file() and len(decisions(run)) == 1:
@@ -68,6 +82,10 @@ def test_kill_9_during_a_round_then_resume_completes_without_losing_or_repeating
     time.sleep(1.0)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    deadline = time.time() + 20
+    while processes_with(mark) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not processes_with(mark), "the training round outlived the killed loop"
     assert [d["round"] for d in decisions(run)] == [0]
     state_before = json.loads((run / "incumbent" / "state.json").read_text())
 
