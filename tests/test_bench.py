@@ -16,13 +16,15 @@ def test_horizontal_flip_scores_clearly_lower_on_the_orientation_task(tmp_path):
 
 def test_speed_benchmark_prints_ratio_and_cache_times(tmp_path, capsys):
     out = tmp_path / "speed.json"
-    main(["speed", "--cache-images", "200", "--round-epochs", "1", "--json", str(out), "trainer.epochs=2",
+    main(["speed", "--cache-images", "200", "--round-epochs", "1", "--repeats", "2", "--json", str(out), "trainer.epochs=2",
           "dataset.max_train=200", "model.name=test_resnet"])
     printed = capsys.readouterr().out
     assert "ratio" in printed and "cached load" in printed and "process start to first batch" in printed
     assert "the loop's own work per round" in printed
     results = json.loads(out.read_text())
-    assert results["throughput"]["raw_images_per_s"] > 0 and results["throughput"]["train_images_per_s"] > 0
+    tp = results["throughput"]
+    assert tp["raw_images_per_s"] > 0 and tp["train_images_per_s"] > 0
+    assert len(tp["ratios"]) == 2 and len(tp["raw_series"]) == 3 and tp["ratio"] in tp["ratios"]
     assert results["cache"]["images"] == 200 and results["cache"]["cached_load_s"] >= 0
     r = results["round"]
     assert r["training_s"] > 0 and r["startup_s"] > 0 and 0 < r["overhead_share"] < 1
