@@ -201,7 +201,7 @@ def main(argv=None) -> None:
     speed = sub.add_parser("speed", parents=[common], help="training vs raw model images/s; cache load times")
     speed.add_argument("--cache-images", type=int, default=10_000, help="images written for the cache benchmark")
     speed.add_argument("--cache-size", type=int, default=32, help="image size of the cache benchmark")
-    speed.add_argument("--repeats", type=int, default=3,
+    speed.add_argument("--repeats", type=int, default=5,
                        help="training runs whose images/s ratio is measured; the median is reported")
     speed.add_argument("--round-epochs", type=int, default=40,
                        help="epochs of the round whose overhead is measured (40 = about a minute of digits here)")

@@ -208,9 +208,27 @@ def test_failed_round_is_reverted_its_reason_shown_to_the_agents_and_the_loop_go
 
 
 def test_round_timeout_fails_the_round_and_nothing_is_kept(tmp_path, cache_dir):
-    cfg = compose_loop(tmp_path, cache_dir, "loop.rounds=0", "loop.round_timeout=1")
+    cfg = compose_loop(tmp_path, cache_dir, "loop.rounds=0", "loop.round_timeout=1", "dataset.max_train=0",
+                       "loop.max_epochs=5")  # a round of several seconds
     out = io.StringIO()
     result = Refinement(cfg, tmp_path / "run", console=Console(file=out)).run()
     (d,) = decisions(tmp_path / "run")
     assert d["decision"] == "failed" and "timed out after 1 s" in d["reason"]
     assert result["incumbent_round"] is None and "no round succeeded" in out.getvalue()
+
+
+def test_unguarded_script_gets_a_round_error_that_names_the_main_guard(tmp_path, cache_dir):
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "from pathlib import Path\nfrom omegaconf import OmegaConf\n"
+        "from improve.rounds import train_config, train_in_process\n"
+        "from improve.train import compose_config\n"
+        f"cfg = compose_config('train', ['model.name=test_resnet', 'dataset.max_train=100', 'trainer.epochs=1',"
+        f" 'hardware=cpu'], Path({str(tmp_path / 'round')!r}), Path({str(cache_dir)!r}))\n"
+        "pipeline = {g: OmegaConf.to_container(cfg[g]) for g in ('augment', 'model', 'trainer')}\n"
+        f"rd = Path({str(tmp_path / 'round')!r})\n"
+        "print('ERROR:', train_in_process(train_config(cfg, pipeline, rd), rd, timeout=120).get('error'))\n")
+    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=240,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'failed before training started' in proc.stdout and 'if __name__ == "__main__":' in proc.stdout

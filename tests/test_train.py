@@ -1,5 +1,6 @@
 """`train(cfg)` and `python -m improve.train` on the real configs, real trainer, small data."""
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -35,9 +36,13 @@ def test_every_trainer_option_runs_together(compose_cfg):
     cfg = compose_cfg(*SMALL, "trainer.epochs=2", "augment.mixup_alpha=0.4", "augment.cutmix_alpha=1.0",
                       "trainer.label_smoothing=0.1", "trainer.grad_clip=1.0", "trainer.early_stopping=1",
                       "trainer.scheduler=step", "trainer.step_epochs=1", "trainer.optimizer=sgd", "trainer.lr=0.05",
-                      "model.drop_rate=0.2", "model.drop_path_rate=0.1", "model.name=test_convnext")
+                      "model.drop_rate=0.2", "model.drop_path_rate=0.1", "model.name=test_convnext",
+                      "save_last=false")
     metrics = train(cfg)
     assert metrics["status"] == "ok", metrics["error"]
+    run = Path(cfg.paths.output_dir)
+    assert (run / metrics["checkpoint"]).is_file() and metrics["last_checkpoint"] is None
+    assert not (run / "checkpoints" / "last.ckpt").exists()
     lrs = [e["lr"] for e in metrics["epochs"]]
     assert lrs[1] < lrs[0]  # the step schedule decayed
 
