@@ -66,26 +66,28 @@ def processes_with(env_entry: str) -> list:
 
 def test_kill_9_during_a_round_then_resume_completes_without_losing_or_repeating(tmp_path, cache_dir):
     run = tmp_path / "run"
-    args = [sys.executable, "-m", "improve", "loop.rounds=3", *FAST, f"paths.cache_dir={cache_dir}",
-            f"hydra.run.dir={run}"]
+    args = [sys.executable, "-m", "improve", "loop.rounds=3", *FAST, "dataset.max_train=600", "loop.max_epochs=3",
+            f"paths.cache_dir={cache_dir}", f"hydra.run.dir={run}"]  # rounds of a few seconds: time to kill one
     mark = f"IMPROVE_TEST_MARK={uuid.uuid4().hex}"  # inherited by every process the loop starts
     proc = subprocess.Popen(args, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, "HF_HUB_OFFLINE": "1", mark.split("=")[0]: mark.split("=")[1]})
     deadline = time.time() + 240
     while time.time() < deadline:  # wait until round 1 is training
-        if (run / "rounds" / "01" / "stdout.log").is_file() and len(decisions(run)) == 1:
+        if (run / "rounds" / "01" / "metrics.json").is_file() and len(decisions(run)) == 1:
             break
-        time.sleep(0.2)
+        time.sleep(0.05)
     else:
         proc.kill()
         pytest.fail("round 1 never started")
-    time.sleep(1.0)
+    time.sleep(0.3)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     deadline = time.time() + 20
     while processes_with(mark) and time.time() < deadline:
         time.sleep(0.2)
     assert not processes_with(mark), "the training round outlived the killed loop"
+    orphan = json.loads((run / "rounds" / "01" / "metrics.json").read_text())
+    assert orphan["status"] == "running", "the training round went on after the loop was killed"
     assert [d["round"] for d in decisions(run)] == [0]
     state_before = json.loads((run / "incumbent" / "state.json").read_text())
 
