@@ -5,6 +5,7 @@ however many rounds have run; the test split never appears here.
 """
 import hashlib
 import json
+from collections import Counter
 from typing import Any, Dict, List, Optional
 
 OVERFIT_GAP = 0.05  # train accuracy above val accuracy by more than this: overfitting
@@ -36,10 +37,9 @@ def diff(old: Dict[str, Any], new: Dict[str, Any], prefix: str = "") -> List[str
         if a == b:
             continue
         if key == "train_transforms":
-            names_a = [t.get("name") for t in a or []]
-            names_b = [t.get("name") for t in b or []]
-            added = [n for n in names_b if n not in names_a]
-            removed = [n for n in names_a if n not in names_b]
+            names_a = Counter(t.get("name") for t in a or [])
+            names_b = Counter(t.get("name") for t in b or [])
+            added, removed = list((names_b - names_a).elements()), list((names_a - names_b).elements())
             changes += [f"+{n}" for n in added] + [f"-{n}" for n in removed]
             if not added and not removed:
                 changed = [_short(t) for t in b if t not in (a or [])]

@@ -5,7 +5,7 @@ from omegaconf import OmegaConf
 
 from improve.agents import Context, HeuristicAgent
 from improve.edits import check_group, parse_edit
-from improve.history import canonical, curve_summary
+from improve.history import canonical, curve_summary, diff
 from improve.schema import AugmentConfig, ModelConfig, TrainerConfig
 
 DEFAULTS = {
@@ -105,3 +105,19 @@ def test_engineer_never_proposes_a_tried_config_and_is_deterministic():
             assert canonical(values) not in seen, f"{group} round {r} repeated a config"
             seen.add(canonical(values))
             tried.append(values)
+
+
+def test_engineer_adds_each_transform_at_most_once_and_the_diff_names_the_addition():
+    p = profile("everyday objects", channels=3, side=32)
+    agent, augment, tried = HeuristicAgent(), architect(p)["augment"], []
+    for r in range(1, 10):  # every proposal kept, so each one builds on the last
+        pipeline = {**DEFAULTS, "augment": augment}
+        edit = agent.engineer("augment", "[overfit] x", ctx(p, "overfit", r=r, pipeline=pipeline), augment, tried)
+        new = check_group("augment", parse_edit(edit.yaml, "augment"), augment)
+        assert len(names(new)) == len(set(names(new))), f"round {r}: {names(new)}"
+        tried.append(new)
+        augment = new
+    coarse = {"name": "CoarseDropout", "p": 0.5}
+    assert diff({"train_transforms": [coarse]}, {"train_transforms": [coarse, coarse]}) == ["+CoarseDropout"]
+    assert diff({"train_transforms": [coarse, {"name": "Affine"}]},
+                {"train_transforms": [{"name": "Affine"}, coarse]}) == ["transforms: reordered"]

@@ -166,6 +166,8 @@ class HeuristicAgent:
         p, size = ctx.profile, a["image_size"]
 
         def add(t: Dict[str, Any]):
+            if _find(a["train_transforms"], t["name"]):
+                return None  # already in the pipeline: a second copy is not a new idea
             return lambda v: {**v, "train_transforms": [*v["train_transforms"], t]}
 
         def set_(**kv):
@@ -189,10 +191,10 @@ class HeuristicAgent:
         if p["channels"] == 3:
             stronger.append(("ColorJitter: robustness to lighting", add(
                 {"name": "ColorJitter", "brightness": 0.2, "contrast": 0.2, "saturation": 0.2, "hue": 0.0, "p": 0.5})))
-        if flips_allowed(p) and not _find(a["train_transforms"], "HorizontalFlip"):
+        if flips_allowed(p):
             stronger.insert(0, ("HorizontalFlip: mirror images are the same class here",
                                 add({"name": "HorizontalFlip", "p": 0.5})))
-        if size >= 64 and not _find(a["train_transforms"], "RandomResizedCrop"):
+        if size >= 64:
             stronger.insert(0, ("RandomResizedCrop: scale and aspect jitter for photos", add(
                 {"name": "RandomResizedCrop", "size": [size, size], "scale": [0.35, 1.0], "p": 1.0})))
         weaker: List[Move] = [
@@ -207,6 +209,7 @@ class HeuristicAgent:
                    lambda v: {**v, "image_size": bigger,
                               "train_transforms": [{**t, "size": [bigger, bigger]} if "size" in t else t
                                                    for t in v["train_transforms"]]})]
+        stronger = [(why, move) for why, move in stronger if move is not None]
         if diagnosis == "underfit":
             return weaker + resize
         return stronger + (resize if diagnosis == "ok" else []) + weaker
