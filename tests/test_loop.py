@@ -234,3 +234,17 @@ def test_unguarded_script_gets_a_round_error_that_names_the_main_guard(tmp_path,
                           env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'failed before training started' in proc.stdout and 'if __name__ == "__main__":' in proc.stdout
+
+
+def test_round_server_preload_leaves_cuda_untouched_so_forked_rounds_can_use_it():
+    probe = ("import torch, torch.cuda\n"
+             "calls = []\n"
+             "real = torch._C._cuda_getDeviceCount\n"
+             "torch._C._cuda_getDeviceCount = lambda: calls.append(1) or real()\n"
+             "import importlib\n"
+             "from improve.rounds import PRELOAD\n"
+             "for name in PRELOAD: importlib.import_module(name)\n"
+             "print('cuda queries', len(calls), 'initialized', torch.cuda.is_initialized())\n")
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "cuda queries 0 initialized False" in proc.stdout  # a driver initialised before fork breaks CUDA after
