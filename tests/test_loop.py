@@ -218,33 +218,3 @@ def test_round_timeout_fails_the_round_and_nothing_is_kept(tmp_path, cache_dir):
     assert d["decision"] == "failed" and "timed out after 1 s" in d["reason"]
     assert result["incumbent_round"] is None and "no round succeeded" in out.getvalue()
 
-
-def test_unguarded_script_gets_a_round_error_that_names_the_main_guard(tmp_path, cache_dir):
-    script = tmp_path / "unguarded.py"
-    script.write_text(
-        "from pathlib import Path\nfrom omegaconf import OmegaConf\n"
-        "from improve.rounds import train_config, train_in_process\n"
-        "from improve.train import compose_config\n"
-        f"cfg = compose_config('train', ['model.name=test_resnet', 'dataset.max_train=100', 'trainer.epochs=1',"
-        f" 'hardware=cpu'], Path({str(tmp_path / 'round')!r}), Path({str(cache_dir)!r}))\n"
-        "pipeline = {g: OmegaConf.to_container(cfg[g]) for g in ('augment', 'model', 'trainer')}\n"
-        f"rd = Path({str(tmp_path / 'round')!r})\n"
-        "print('ERROR:', train_in_process(train_config(cfg, pipeline, rd), rd, timeout=120).get('error'))\n")
-    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=240,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert 'failed before training started' in proc.stdout and 'if __name__ == "__main__":' in proc.stdout
-
-
-def test_round_server_preload_leaves_cuda_untouched_so_forked_rounds_can_use_it():
-    probe = ("import torch, torch.cuda\n"
-             "calls = []\n"
-             "real = torch._C._cuda_getDeviceCount\n"
-             "torch._C._cuda_getDeviceCount = lambda: calls.append(1) or real()\n"
-             "import importlib\n"
-             "from improve.rounds import PRELOAD\n"
-             "for name in PRELOAD: importlib.import_module(name)\n"
-             "print('cuda queries', len(calls), 'initialized', torch.cuda.is_initialized())\n")
-    proc = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "cuda queries 0 initialized False" in proc.stdout  # a driver initialised before fork breaks CUDA after
