@@ -251,8 +251,9 @@ def main(argv=None) -> None:
                   f"batch {rd['startup_s']:.1f} s, validation {rd['validation_s']:.1f} s, checkpoints and fit setup "
                   f"{rd['checkpoints_and_fit_setup_s']:.1f} s, results and exit {rd['results_and_exit_s']:.1f} s; "
                   f"once per run, round 0 also waits {rd['first_round_start_s']:.1f} s for the forkserver's imports")
+            lp["share_of_round"] = round(lp["loop_work_per_round_s"] / rd["round_s"], 4)
             print(f"the loop's own work per round (agent, validation, pre-flight): {lp['loop_work_per_round_s']} s "
-                  f"(mean of {lp['rounds']} rounds, offline expert)")
+                  f"= {lp['share_of_round']:.1%} of that round (mean of {lp['rounds']} rounds, offline expert)")
         else:
             results = bench_flip(args.overrides, work)
             print(f"\nshapes orientation, test accuracy: no flip {results['no_flip']['test_acc']:.3f}, "

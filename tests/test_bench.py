@@ -29,6 +29,7 @@ def test_speed_benchmark_prints_ratio_and_cache_times(tmp_path, capsys):
     r = results["round"]
     assert r["training_s"] > 0 and r["startup_s"] > 0 and 0 < r["overhead_share"] < 1
     assert results["loop"]["rounds"] == 3 and results["loop"]["loop_work_per_round_s"] > 0
+    assert 0 < results["loop"]["share_of_round"] < 1 and "of that round" in printed
 
 
 def test_strategy_study_at_toy_size_writes_table_plot_json_and_resumes(tmp_path, monkeypatch):
