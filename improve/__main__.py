@@ -4,6 +4,7 @@
     python -m improve dataset=shapes dataset.description="2D shapes; the label is the orientation"
     python -m improve resume=outputs/improve/2026-11-23/20-41-07 [loop.rounds=10] [model.name=resnet18d]
 """
+import sys
 from pathlib import Path
 
 import hydra
@@ -29,7 +30,12 @@ def main(cfg: DictConfig) -> None:
         run_dir = Path(cfg.paths.output_dir)
         cfg.paths.output_dir = str(run_dir)
         overrides = []
-    Refinement(cfg, run_dir, overrides).run()
+    try:
+        Refinement(cfg, run_dir, overrides).run()
+    except KeyboardInterrupt:  # the running round is killed with the loop; finished rounds are in the journal
+        print(f"\ninterrupted; finished rounds are kept. Go on with: python -m improve resume={run_dir}",
+              file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

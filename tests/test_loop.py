@@ -64,31 +64,51 @@ def processes_with(env_entry: str) -> list:
     return found
 
 
-def test_kill_9_during_a_round_then_resume_completes_without_losing_or_repeating(tmp_path, cache_dir):
-    run = tmp_path / "run"
+def start_loop_until_round_1_trains(run: Path, cache_dir: Path, **popen):
+    """`python -m improve` in the background, returned once round 1 is training; and its environment mark."""
     args = [sys.executable, "-m", "improve", "loop.rounds=3", *FAST, "dataset.max_train=600", "loop.max_epochs=3",
-            f"paths.cache_dir={cache_dir}", f"hydra.run.dir={run}"]  # rounds of a few seconds: time to kill one
-    mark = f"IMPROVE_TEST_MARK={uuid.uuid4().hex}"  # inherited by every process the loop starts
-    proc = subprocess.Popen(args, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1", mark.split("=")[0]: mark.split("=")[1]})
+            f"paths.cache_dir={cache_dir}", f"hydra.run.dir={run}"]  # rounds of a few seconds: time to stop one
+    key, value = "IMPROVE_TEST_MARK", uuid.uuid4().hex  # inherited by every process the loop starts
+    proc = subprocess.Popen(args, cwd=PROJECT_ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1", key: value},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **popen)  # as a terminal
     deadline = time.time() + 240
-    while time.time() < deadline:  # wait until round 1 is training
+    while time.time() < deadline:
         if (run / "rounds" / "01" / "metrics.json").is_file() and len(decisions(run)) == 1:
-            break
+            time.sleep(0.3)
+            return proc, f"{key}={value}"
         time.sleep(0.05)
-    else:
-        proc.kill()
-        pytest.fail("round 1 never started")
-    time.sleep(0.3)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.kill()
+    pytest.fail("round 1 never started")
+
+
+def assert_round_1_died_with_the_loop(run: Path, mark: str) -> None:
     deadline = time.time() + 20
     while processes_with(mark) and time.time() < deadline:
         time.sleep(0.2)
-    assert not processes_with(mark), "the training round outlived the killed loop"
+    assert not processes_with(mark), "the training round outlived the loop"
     orphan = json.loads((run / "rounds" / "01" / "metrics.json").read_text())
-    assert orphan["status"] == "running", "the training round went on after the loop was killed"
+    assert orphan["status"] == "running", "the training round went on after the loop was stopped"
     assert [d["round"] for d in decisions(run)] == [0]
+
+
+def test_ctrl_c_during_a_round_stops_it_and_says_how_to_resume(tmp_path, cache_dir):
+    run = tmp_path / "run"
+    proc, mark = start_loop_until_round_1_trains(run, cache_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                                 text=True)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-3000:]
+    assert f"python -m improve resume={run}" in err and "Traceback" not in err
+    assert_round_1_died_with_the_loop(run, mark)
+
+
+def test_kill_9_during_a_round_then_resume_completes_without_losing_or_repeating(tmp_path, cache_dir):
+    run = tmp_path / "run"
+    proc, mark = start_loop_until_round_1_trains(run, cache_dir, stdout=subprocess.DEVNULL,
+                                                 stderr=subprocess.DEVNULL)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert_round_1_died_with_the_loop(run, mark)
     state_before = json.loads((run / "incumbent" / "state.json").read_text())
 
     resumed = run_cli("improve", f"resume={run}")
