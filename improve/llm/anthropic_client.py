@@ -1,7 +1,7 @@
 """Anthropic's Messages API: the JSON object comes back as the input of a forced tool call."""
 from typing import Any, Dict
 
-from .client import LLMClient, LLMUnavailable, api_error_message, parse_json_text, user_text
+from .client import LLMClient, LLMUnavailable, api_error_message, text_reply, user_text
 
 
 class AnthropicClient(LLMClient):
@@ -31,7 +31,4 @@ class AnthropicClient(LLMClient):
             return {"data": None, "usage": usage, "raw": raw,
                     "error": f"no call of the {request['name']} tool in the reply (text: {text[:200]!r}); "
                              f"answer by calling the tool"}
-        try:
-            return {"data": parse_json_text(text), "error": None, "usage": usage, "raw": raw}
-        except ValueError as err:
-            return {"data": None, "error": str(err), "usage": usage, "raw": raw}
+        return text_reply(text, usage, raw)

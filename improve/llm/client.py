@@ -70,6 +70,14 @@ def parse_json_text(text: str) -> Dict[str, Any]:
     raise ReplyError(f"the reply is not a JSON object: {text.strip()[:200]!r}; answer with one JSON object")
 
 
+def text_reply(text: str, usage: Dict[str, int], raw: Any) -> Dict[str, Any]:
+    """A `_send` result from the reply's text: the JSON object in it, or why there is none."""
+    try:
+        return {"data": parse_json_text(text), "error": None, "usage": usage, "raw": raw}
+    except ValueError as err:
+        return {"data": None, "error": str(err), "usage": usage, "raw": raw}
+
+
 class LLMClient(ABC):
     """Provider-independent part: cache, accounting, budget, audit. Subclasses implement `_send`."""
 

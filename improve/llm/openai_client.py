@@ -2,7 +2,7 @@
 or plain text parsed tolerantly when the server has no schema support (`llm.structured=false`)."""
 from typing import Any, Dict
 
-from .client import LLMClient, LLMUnavailable, api_error_message, parse_json_text, user_text
+from .client import LLMClient, LLMUnavailable, api_error_message, text_reply, user_text
 
 
 class OpenAIClient(LLMClient):
@@ -25,7 +25,4 @@ class OpenAIClient(LLMClient):
                  "output_tokens": completion.usage.completion_tokens if completion.usage else 0}
         raw = completion.model_dump(mode="json")
         text = completion.choices[0].message.content if completion.choices else ""
-        try:
-            return {"data": parse_json_text(text or ""), "error": None, "usage": usage, "raw": raw}
-        except ValueError as err:
-            return {"data": None, "error": str(err), "usage": usage, "raw": raw}
+        return text_reply(text or "", usage, raw)
