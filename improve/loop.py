@@ -388,7 +388,8 @@ class Refinement:
         delta = round(val - inc_val, 4) if val is not None and inc_val is not None else None
         if decision == "kept":
             self._promote(r, pipeline, val)
-        self._tidy_round(r, keep_best=decision == "kept")
+        else:  # its checkpoint is no one's starting point (rounds write no last.ckpt)
+            (self.run_dir / "rounds" / f"{r:02d}" / "checkpoints" / "best.ckpt").unlink(missing_ok=True)
         reason = None if val is not None else (metrics.get("error") or "no metrics.json written")
         llm = self._llm_usage(r)
         self.journal.append("decision", round=r, author=author, group=group, decision=decision, val_acc=val,
@@ -407,12 +408,6 @@ class Refinement:
         live = self.cfg.hardware.progress_bar and sys.stdout.isatty()
         return train_in_process(self._train_config(pipeline, rd), rd, self.cfg.loop.round_timeout, live,
                                 keep={"llm"})
-
-    def _tidy_round(self, r: int, keep_best: bool) -> None:
-        """Drop checkpoints nobody will need: last.ckpt always, best.ckpt unless the round was kept."""
-        ckpts = self.run_dir / "rounds" / f"{r:02d}" / "checkpoints"
-        for name in ["last.ckpt"] + ([] if keep_best else ["best.ckpt"]):
-            (ckpts / name).unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ the incumbent
     def _promote(self, r: int, pipeline: Dict[str, Dict], val: float) -> None:
