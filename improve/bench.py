@@ -133,8 +133,8 @@ def bench_round(epochs: int, work: Path) -> Dict[str, float]:
     cfg = compose_train([*overrides, f"trainer.epochs={epochs}"], work / "round", work / "cache")
     plain = OmegaConf.to_container(cfg, resolve=False)
     pipeline = {g: plain[g] for g in ("augment", "model", "trainer")}
-    first = _timed_round(train_config(cfg, {**pipeline, "trainer": {**pipeline["trainer"], "epochs": 1}},
-                                      work / "first"), work / "first")
+    first_wall, first = _timed_round(train_config(cfg, {**pipeline, "trainer": {**pipeline["trainer"], "epochs": 1}},
+                                                  work / "first"), work / "first")
     wall, metrics = _timed_round(train_config(cfg, pipeline, work / "round"), work / "round")
     epochs_ = metrics["epochs"]
     training = sum(e["train_seconds"] for e in epochs_)
@@ -148,7 +148,7 @@ def bench_round(epochs: int, work: Path) -> Dict[str, float]:
             "startup_s": round(startup, 2), "validation_s": round(validation, 2),
             "checkpoints_and_fit_setup_s": round(fit_other, 2), "results_and_exit_s": round(finishing, 2),
             "overhead_s": round(overhead, 2), "overhead_share": round(overhead / wall, 3),
-            "first_round_start_s": round(first[0] - first[1]["timings"]["total_s"], 2)}
+            "first_round_start_s": round(first_wall - first["timings"]["total_s"], 2)}
 
 
 def _timed_round(config: Dict, rd: Path):

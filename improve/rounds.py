@@ -14,6 +14,7 @@ and kills that group when the caller dies, even by `kill -9`.
 import json
 import multiprocessing
 import multiprocessing.connection
+from multiprocessing import forkserver
 import os
 import shutil
 import signal
@@ -49,8 +50,6 @@ def _context() -> multiprocessing.context.BaseContext:
 
 def warm_up() -> None:
     """Start the forkserver now, so its imports overlap the caller's own work before the first round."""
-    from multiprocessing import forkserver
-
     _context()
     forkserver.ensure_running()
 
