@@ -11,6 +11,7 @@ random and optuna start from the same label-safe base as the agents (the archite
 and search the same keys an engineer may change. Results are saved after every unit, so an
 interrupted study resumes where it stopped.
 """
+import copy
 import io
 import json
 import logging
@@ -24,7 +25,7 @@ import numpy as np
 from omegaconf import OmegaConf, open_dict
 from rich.console import Console
 
-from .agents.heuristic import SCRATCH_LADDER, flips_allowed
+from .agents.heuristic import COARSE_DROPOUT, COLOR_JITTER, SCRATCH_LADDER, flips_allowed
 from .inference import predict_test_split
 from .journal import Journal
 from .loop import Refinement, State
@@ -40,13 +41,11 @@ def search_space(trial, base: Dict[str, Dict], profile: Dict[str, Any]) -> Dict[
     augment, model, trainer = (dict(base[g]) for g in ("augment", "model", "trainer"))
     size = augment["image_size"]
     options = {"Affine": {"name": "Affine", "scale": [0.9, 1.1], "translate_percent": [-0.08, 0.08], "p": 0.5},
-               "CoarseDropout": {"name": "CoarseDropout", "num_holes_range": [1, 2],
-                                 "hole_height_range": [0.1, 0.25], "hole_width_range": [0.1, 0.25], "p": 0.5}}
+               "CoarseDropout": copy.deepcopy(COARSE_DROPOUT)}
     if flips_allowed(profile):
         options["HorizontalFlip"] = {"name": "HorizontalFlip", "p": 0.5}
     if profile["channels"] == 3:
-        options["ColorJitter"] = {"name": "ColorJitter", "brightness": 0.2, "contrast": 0.2, "saturation": 0.2,
-                                  "hue": 0.0, "p": 0.5}
+        options["ColorJitter"] = copy.deepcopy(COLOR_JITTER)
         options["RandomResizedCrop"] = {"name": "RandomResizedCrop", "size": [size, size], "scale": [0.5, 1.0],
                                         "p": 1.0}
     augment["train_transforms"] = [t for name, t in options.items() if trial.suggest_categorical(name, [False, True])]

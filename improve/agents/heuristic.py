@@ -20,6 +20,10 @@ NO_FLIP_WORDS = ("orientation", "rotat", "direction", "angle", "arrow", "text", 
 NO_ROTATE_WORDS = ("orientation", "rotat", "direction", "angle", "arrow", "upright")
 SCRATCH_LADDER = ["test_resnet", "resnet10t", "resnet14t", "resnet18d", "resnet26d", "resnet34d"]
 PRETRAINED_LADDER = ["convnext_atto", "convnext_femto", "convnext_pico", "convnext_nano", "convnext_tiny"]
+# label-safe transforms the expert adds as they are (the strategy study's search space uses them too)
+COARSE_DROPOUT = {"name": "CoarseDropout", "num_holes_range": [1, 2], "hole_height_range": [0.1, 0.25],
+                  "hole_width_range": [0.1, 0.25], "p": 0.5}
+COLOR_JITTER = {"name": "ColorJitter", "brightness": 0.2, "contrast": 0.2, "saturation": 0.2, "hue": 0.0, "p": 0.5}
 STALE_AFTER = 2  # reverted changes in a row after which a group has stopped paying off
 GROUP_ORDER = {  # which group to try first, by diagnosis of the incumbent's curves
     "overfit": ["augment", "model", "trainer"],
@@ -183,14 +187,12 @@ class HeuristicAgent:
         stronger: List[Move] = [
             ("stronger geometric jitter (Affine: scale 0.85-1.15, shift 10%)", affine([0.85, 1.15], 0.1, 0.7)),
             ("CoarseDropout: erase random patches so the model uses the whole object",
-             add({"name": "CoarseDropout", "num_holes_range": [1, 2], "hole_height_range": [0.1, 0.25],
-                  "hole_width_range": [0.1, 0.25], "p": 0.5})),
+             add(copy.deepcopy(COARSE_DROPOUT))),
             ("MixUp (alpha 0.2) on half the batches: smoother decision boundaries", set_(mixup_alpha=0.2, mix_prob=0.5)),
             ("CutMix (alpha 1.0): a strong regulariser for CNNs", set_(cutmix_alpha=1.0, mix_prob=0.5)),
         ]
         if p["channels"] == 3:
-            stronger.append(("ColorJitter: robustness to lighting", add(
-                {"name": "ColorJitter", "brightness": 0.2, "contrast": 0.2, "saturation": 0.2, "hue": 0.0, "p": 0.5})))
+            stronger.append(("ColorJitter: robustness to lighting", add(copy.deepcopy(COLOR_JITTER))))
         if flips_allowed(p):
             stronger.insert(0, ("HorizontalFlip: mirror images are the same class here",
                                 add({"name": "HorizontalFlip", "p": 0.5})))
