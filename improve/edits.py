@@ -11,7 +11,7 @@ Nothing here imports, evaluates or instantiates anything named by the edit excep
 timm's and albumentations' own registries.
 """
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Dict, List, Optional
 
 import torch
@@ -22,9 +22,11 @@ from omegaconf.errors import OmegaConfBaseException
 
 from .augment import build_train_transform, check_transform_output
 from .models import build_model, check_model_name, count_parameters
-from .schema import EDITABLE_GROUPS, GROUP_SCHEMAS, check_ranges
+from .schema import EDITABLE_GROUPS, GROUP_SCHEMAS, RefineConfig, TrainConfig, check_ranges
 
-OTHER_KEYS = {"dataset", "hardware", "paths", "loop", "llm", "constraints", "hydra", "seed", "test", "ckpt_path"}
+# top-level keys of train.yaml and config.yaml that no group edit may set
+OTHER_KEYS = ({f.name for f in fields(TrainConfig)} | {f.name for f in fields(RefineConfig)} | {"hydra"}) \
+    - set(EDITABLE_GROUPS)
 
 
 class EditRejected(ValueError):
