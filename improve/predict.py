@@ -20,6 +20,7 @@ from rich.progress import Progress
 
 from .cli import parse_args
 from .inference import Predictor
+from .sources import image_file_name
 
 TRUE = ("1", "true", "yes", "on")
 
@@ -39,14 +40,7 @@ def list_inputs(source: Path, predictor: Predictor, images: Optional[Path]) -> T
         if not header:
             raise ValueError(f"input={source} is empty; expected a CSV whose first column holds image ids")
         rows = [row[0] for row in reader if row]
-    id_format, ext = ds.get("id_format") or "{}", ds.get("image_ext") or ""
-    pairs = []
-    for image_id in rows:
-        name = id_format.format(image_id)
-        if ext and not Path(name).suffix:
-            name += ext
-        pairs.append((image_id, str(folder / name)))
-    return header[0], pairs
+    return header[0], [(image_id, str(folder / image_file_name(ds, image_id))) for image_id in rows]
 
 
 def predict(run: Path, source: Path, output: Path, tta: bool = False, probs: bool = False,

@@ -162,6 +162,13 @@ def folder_source(ds, root: Path) -> Source:
 
 
 # ---------------------------------------------------------------- Kaggle csv
+def image_file_name(ds, image_id: str) -> str:
+    """A CSV id's image file name: `dataset.id_format` applied, `dataset.image_ext` added when it has none."""
+    name = (ds.get("id_format") or "{}").format(image_id)
+    ext = ds.get("image_ext") or ""
+    return name + ext if ext and not Path(name).suffix else name
+
+
 def csv_source(ds, root: Path) -> Source:
     table = root / ds.csv
     image_dir = root / ds.image_dir
@@ -179,12 +186,7 @@ def csv_source(ds, root: Path) -> Source:
     numeric = all(label.lstrip("-").isdigit() for label in raw_labels)
     classes = sorted(set(raw_labels), key=(int if numeric else str))
     index = {c: i for i, c in enumerate(classes)}
-    files = []
-    for image_id, _ in rows:
-        name = ds.id_format.format(image_id)
-        if ds.image_ext and not Path(name).suffix:
-            name += ds.image_ext
-        files.append(str(image_dir / name))
+    files = [str(image_dir / image_file_name(ds, image_id)) for image_id, _ in rows]
     labels = np.asarray([index[label] for label in raw_labels], np.int64)
 
     def load() -> Raw:
