@@ -25,11 +25,10 @@ def main(cfg: DictConfig) -> None:
     overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith("resume=")]
     if cfg.resume:
         run_dir = Path(cfg.resume)
-        cfg = load_run_config(run_dir, overrides)
+        cfg = load_run_config(run_dir, overrides, cfg)
     else:
         run_dir = Path(cfg.paths.output_dir)
         cfg.paths.output_dir = str(run_dir)
-        overrides = []
     try:
         Refinement(cfg, run_dir, overrides).run()
     except KeyboardInterrupt:  # the running round is killed with the loop; finished rounds are in the journal

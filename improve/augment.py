@@ -12,6 +12,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import albumentations as A
 import numpy as np
 
+from .names import UnknownName
+
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
@@ -43,8 +45,8 @@ def build_transform(spec: Dict[str, Any], where: str):
     name = spec["name"]
     if name not in transform_names():
         close = difflib.get_close_matches(name, transform_names(), n=5, cutoff=0.5)
-        raise ValueError(f"{where}.name={name!r} is not an albumentations image transform"
-                         + (f"; did you mean one of {close}?" if close else f"; choose from {list(transform_names())}"))
+        raise UnknownName("transform", f"{where}.name={name!r} is not an albumentations image transform"
+                          + (f"; did you mean one of {close}?" if close else f"; choose from {list(transform_names())}"))
     cls = getattr(A, name)
     accepted = _accepted_params(cls)
     unknown = sorted(set(params) - accepted) if accepted is not None else []
@@ -57,9 +59,9 @@ def build_transform(spec: Dict[str, Any], where: str):
         raise ValueError(f"{where} ({name}) rejected its parameters {params}: {detail}") from None
 
 
-def build_train_transform(augment) -> Optional[A.Compose]:
-    """The training transform pipeline, or None when `augment.train_transforms` is empty."""
-    specs = list(augment.train_transforms or [])
+def build_train_transform(train_transforms: Optional[Sequence[Dict[str, Any]]]) -> Optional[A.Compose]:
+    """The training transform pipeline from `augment.train_transforms`, or None when it is empty."""
+    specs = list(train_transforms or [])
     if not specs:
         return None
     return A.Compose([build_transform(dict(s), f"augment.train_transforms[{i}]") for i, s in enumerate(specs)])
@@ -82,11 +84,13 @@ def check_transform_output(transform, image_size: int, channels: int, seed: int 
                          f"(e.g. RandomResizedCrop size: [{image_size}, {image_size}])")
 
 
-def normalization(augment, model_mean: Sequence[float], model_std: Sequence[float],
-                  channels: int) -> Tuple[List[float], List[float]]:
-    """Per-channel mean/std: the config's, else the model's default, averaged for grayscale."""
-    mean = list(augment.mean) if augment.mean is not None else list(model_mean or IMAGENET_MEAN)
-    std = list(augment.std) if augment.std is not None else list(model_std or IMAGENET_STD)
+def normalization(mean: Optional[Sequence[float]], std: Optional[Sequence[float]], channels: int,
+                  model_mean: Optional[Sequence[float]] = None,
+                  model_std: Optional[Sequence[float]] = None) -> Tuple[List[float], List[float]]:
+    """Per-channel mean/std: `augment.mean`/`augment.std`, else the model's default (else ImageNet's), averaged for
+    grayscale."""
+    mean = list(mean) if mean is not None else list(model_mean or IMAGENET_MEAN)
+    std = list(std) if std is not None else list(model_std or IMAGENET_STD)
     for key, values in (("augment.mean", mean), ("augment.std", std)):
         if len(values) == 1:
             values *= channels
@@ -99,12 +103,12 @@ def normalization(augment, model_mean: Sequence[float], model_std: Sequence[floa
     return mean, std
 
 
-def build_mixup(augment, label_smoothing: float, num_classes: int):
+def build_mixup(num_classes: int, mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0, mix_prob: float = 1.0,
+                switch_prob: float = 0.5, label_smoothing: float = 0.0):
     """timm's batch-level MixUp/CutMix, or None when both alphas are 0."""
-    if augment.mixup_alpha <= 0 and augment.cutmix_alpha <= 0:
+    if mixup_alpha <= 0 and cutmix_alpha <= 0:
         return None
     from timm.data import Mixup
 
-    return Mixup(mixup_alpha=augment.mixup_alpha, cutmix_alpha=augment.cutmix_alpha, prob=augment.mix_prob,
-                 switch_prob=augment.switch_prob, mode="batch", label_smoothing=label_smoothing,
-                 num_classes=num_classes)
+    return Mixup(mixup_alpha=mixup_alpha, cutmix_alpha=cutmix_alpha, prob=mix_prob, switch_prob=switch_prob,
+                 mode="batch", label_smoothing=label_smoothing, num_classes=num_classes)

@@ -73,7 +73,7 @@ def bench_throughput(overrides: List[str], work: Path, repeats: int = 3) -> Dict
         raise RuntimeError(f"training failed: {warm['error']}")
     ds = warm["dataset"]
     torch.manual_seed(0)
-    model = build_model(cfg.model, len(ds["classes"]), ds["channels"])
+    model = build_model(**cfg.model, num_classes=len(ds["classes"]), in_chans=ds["channels"])
     steps = max(10, int(ds["train"] / cfg.trainer.batch_size) * max(1, cfg.trainer.epochs - 1))
     raw = [raw_images_per_s(model, cfg, ds["channels"], len(ds["classes"]), steps)]
     trained, ratios = [], []

@@ -11,18 +11,21 @@ Nothing here imports, evaluates or instantiates anything named by the edit excep
 timm's and albumentations' own registries.
 """
 import time
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from typing import Any, Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
 import yaml
 from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from .augment import build_train_transform, check_transform_output
+from .candidate import Preflight
 from .models import build_model, check_model_name, count_parameters
-from .schema import EDITABLE_GROUPS, GROUP_SCHEMAS, RefineConfig, TrainConfig, check_ranges
+from .names import UnknownName
+from .schema import EDITABLE_GROUPS, GROUP_SCHEMAS, RefineConfig, TrainConfig
+from .schema_meta import check_ranges
 
 # top-level keys of train.yaml and config.yaml that no group edit may set
 OTHER_KEYS = ({f.name for f in fields(TrainConfig)} | {f.name for f in fields(RefineConfig)} | {"hydra"}) \
@@ -95,7 +98,7 @@ def check_group(group: str, data: Dict[str, Any], current: Optional[Dict[str, An
     except OmegaConfBaseException as err:
         key = f"{group}.{err.full_key}" if getattr(err, "full_key", None) else group
         msg = getattr(err, "msg", str(err)).splitlines()[0]
-        kind = "unknown_key" if "not in" in msg or "Key" in msg and "not" in msg else "wrong_type"
+        kind = "unknown_key" if isinstance(err, ConfigKeyError) else "wrong_type"
         known = sorted(GROUP_SCHEMAS[group].__dataclass_fields__)
         hint = f"; '{group}' keys are {known}" if kind == "unknown_key" else ""
         raise EditRejected(kind, f"{key}: {msg}{hint}") from None
@@ -111,33 +114,26 @@ def check_group(group: str, data: Dict[str, Any], current: Optional[Dict[str, An
         if group == "model":
             check_model_name(values["name"])
         if group == "augment":
-            build_train_transform(merged)
+            build_train_transform(values["train_transforms"])
+    except UnknownName as err:
+        raise EditRejected(f"unknown_{err.kind}", str(err)) from None
     except ValueError as err:
-        kind = "unknown_model" if group == "model" else (
-            "unknown_transform" if "is not an albumentations" in str(err) else "bad_transform_params")
-        raise EditRejected(kind, str(err)) from None
+        raise EditRejected("bad_transform_params", str(err)) from None
     return values
-
-
-@dataclass
-class Preflight:
-    num_params: int
-    latency_ms: float
-    seconds: float
 
 
 def preflight(pipeline: Dict[str, Dict[str, Any]], num_classes: int, channels: int,
               constraints: Optional[Dict[str, Any]] = None) -> Preflight:
     """Build transforms and model, run one forward/backward on 2 images; check constraints."""
     start = time.perf_counter()
-    augment, model_cfg = OmegaConf.create(pipeline["augment"]), OmegaConf.create(pipeline["model"])
-    size = augment.image_size
+    augment, model_cfg = pipeline["augment"], pipeline["model"]
+    size = augment["image_size"]
     try:
-        check_transform_output(build_train_transform(augment), size, channels)
+        check_transform_output(build_train_transform(augment["train_transforms"]), size, channels)
     except ValueError as err:
         raise EditRejected("preflight", str(err)) from None
     try:
-        model = build_model(model_cfg, num_classes, channels)
+        model = build_model(**model_cfg, num_classes=num_classes, in_chans=channels)
         x = torch.randn(2, channels, size, size)
         model.train()
         loss = F.cross_entropy(model(x), torch.tensor([0, num_classes - 1]))
@@ -151,7 +147,7 @@ def preflight(pipeline: Dict[str, Dict[str, Any]], num_classes: int, channels: i
             latency = (time.perf_counter() - t) * 1000
     except (RuntimeError, ValueError, TypeError) as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise EditRejected("preflight", f"pre-flight of model {model_cfg.name!r} at {size}px failed: {first}") from None
+        raise EditRejected("preflight", f"pre-flight of model {model_cfg['name']!r} at {size}px failed: {first}") from None
     n = count_parameters(model)
     problems = _constraint_problems(n, latency, constraints or {})
     if problems:

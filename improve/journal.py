@@ -2,13 +2,15 @@
 
 Each event is flushed and fsync'd before `append` returns, so a kill -9 loses at most the
 event being written; a torn last line is ignored on reading. Resume rebuilds the whole
-state of a run from this file.
+state of a run from this file (`State`).
 """
 import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Optional
+
+from .history import fingerprint
 
 
 class Journal:
@@ -48,3 +50,63 @@ class Journal:
             with open(self.path, "r+b") as fh:
                 fh.truncate(len(keep))
                 os.fsync(fh.fileno())
+
+
+class State:
+    """Everything a refinement run knows, replayed from its journal's events (the source of truth for resume)."""
+
+    def __init__(self, events: List[Dict[str, Any]]):
+        self.proposals: Dict[int, Dict[str, Any]] = {}
+        self.decisions: Dict[int, Dict[str, Any]] = {}
+        self.incumbent: Optional[Dict[str, Any]] = None  # {"round", "pipeline", "val_acc", "summary"} of the last kept
+        self.profile: Optional[Dict[str, Any]] = None
+        self.final: Optional[Dict[str, Any]] = None
+        self.pinned: Dict[str, Dict[str, Any]] = {}  # the user's command-line pipeline values for round 0
+        for e in events:
+            kind = e["event"]
+            if kind == "start":
+                self.pinned = e.get("pinned") or {}
+            elif kind == "profile":
+                self.profile = e["profile"]
+            elif kind == "proposal":
+                self.proposals[e["round"]] = e
+            elif kind == "decision":
+                self.decisions[e["round"]] = e
+                if e["decision"] == "kept":
+                    self.incumbent = {"round": e["round"], "pipeline": self.proposals[e["round"]]["pipeline"],
+                                      "val_acc": e["val_acc"], "summary": e["summary"]}
+            elif kind == "end":
+                self.final = e
+
+    @classmethod
+    def of(cls, journal: "Journal") -> "State":
+        return cls(journal.events())
+
+    @property
+    def next_round(self) -> int:
+        return max(self.decisions, default=-1) + 1
+
+    @property
+    def incumbent_val(self) -> Optional[float]:
+        return self.incumbent["val_acc"] if self.incumbent else None
+
+    def tried(self, group: str) -> List[Dict[str, Any]]:
+        """Every value of `group` proposed so far, decided or not."""
+        return [p["pipeline"][group] for p in self.proposals.values()]
+
+    def tried_pipelines(self) -> Dict[str, int]:
+        """Fingerprint of each decided pipeline -> its round."""
+        return {fingerprint(p["pipeline"]): r for r, p in self.proposals.items() if r in self.decisions}
+
+    def seconds_before(self, wall_time: float) -> float:
+        """Training seconds of the rounds decided before `wall_time` (earlier sessions of a resumed run)."""
+        return sum(d["seconds"] for d in self.decisions.values() if d["time"] < wall_time)
+
+    def summaries(self) -> List[Dict[str, Any]]:
+        out = []
+        for r in sorted(self.decisions):
+            d, p = self.decisions[r], self.proposals.get(r, {})
+            out.append({"round": r, "author": d["author"], "group": d["group"], "changes": d["changes"],
+                        "rationale": (p.get("rationale") or "")[:300], "val_acc": d["val_acc"], "delta": d["delta"],
+                        "decision": d["decision"], "summary": d["summary"], "seconds": d["seconds"]})
+        return out

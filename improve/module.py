@@ -34,14 +34,15 @@ class Classifier(L.LightningModule):
         super().__init__()
         model, augment, trainer = plain(model), plain(augment), plain(trainer)
         self.save_hyperparameters()
-        m, a, t = (OmegaConf.create(x) for x in (model, augment, trainer))
+        t = OmegaConf.create(trainer)
         self.t = t
-        self.net = build_model(m, num_classes, in_chans)
+        self.net = build_model(**model, num_classes=num_classes, in_chans=in_chans)
         cfg = getattr(self.net, "pretrained_cfg", {}) or {}
-        mean, std = normalization(a, cfg.get("mean"), cfg.get("std"), in_chans)
+        mean, std = normalization(augment["mean"], augment["std"], in_chans, cfg.get("mean"), cfg.get("std"))
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1) * 255, persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1) * 255, persistent=False)
-        self.mixup = build_mixup(a, t.label_smoothing, num_classes)
+        self.mixup = build_mixup(num_classes, augment["mixup_alpha"], augment["cutmix_alpha"], augment["mix_prob"],
+                                 augment["switch_prob"], t.label_smoothing)
         self.train_loss_fn = SoftTargetCrossEntropy() if self.mixup else nn.CrossEntropyLoss(
             label_smoothing=t.label_smoothing)
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")

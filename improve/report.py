@@ -1,26 +1,9 @@
-"""What a person reads: one console line per round, and report.md with the round table."""
+"""What a person reads after (and during) a run: report.md with the round table, its plots and the test split."""
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
-STYLE = {"kept": "green", "reverted": "yellow", "failed": "red", "invalid": "red", "skipped": "red"}
-
-
-def _short(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def console_line(r: int, group: str, change: str, val: Optional[float], delta: Optional[float], decision: str,
-                 seconds: float, reason: Optional[str] = None, llm: Optional[dict] = None) -> str:
-    val_s = f"{val:.4f}" if val is not None else "  -   "
-    delta_s = f"{delta:+.4f}" if delta is not None else "   -   "
-    line = (f"round {r:>2}  {group:<22} {_short(change, 48):<48} val {val_s}  Δ {delta_s}  "
-            f"[{STYLE.get(decision, 'white')}]{decision:<8}[/] {seconds:6.1f} s")
-    if llm and llm.get("calls"):
-        line += f"  {llm['input_tokens'] + llm['output_tokens']:,} tok ${llm['cost_usd']:.4f}"
-    if reason and decision in ("failed", "invalid"):
-        line += f"\n          {_short(reason, 200)}"
-    return line
+from .console import short as _short
 
 
 def _cell(value: Any) -> str:
@@ -97,8 +80,7 @@ def main(argv=None) -> None:
     """python -m improve.report <run dir>: rebuild report.md and its PNGs from the run directory alone."""
     import sys
 
-    from .journal import Journal
-    from .loop import State
+    from .journal import Journal, State
 
     args = sys.argv[1:] if argv is None else list(argv)
     if len(args) != 1:

@@ -3,20 +3,20 @@
 Hydra merges each group's YAML onto these dataclasses, so an unknown key or a wrong
 type fails at compose time, before any compute is spent. The `help` metadata is what
 the docs and the LLM agents read; `ge`/`le`/`choices` are range rules that
-`check_ranges` enforces (OmegaConf checks types, not ranges).
+`schema_meta.check_ranges` enforces (OmegaConf checks types, not ranges). The defaults here are
+the only ones: each `conf/<group>/default.yaml` repeats them with comments for people, and a
+test fails when the two disagree.
 
 Groups: `dataset` and `hardware` belong to the user; `augment`, `model` and `trainer`
 are the agent-editable pipeline (EDITABLE_GROUPS).
 """
 
-import operator
-
-from dataclasses import MISSING as DC_MISSING
-from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any, Dict, List, Optional, Union, get_args, get_origin, get_type_hints
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 EDITABLE_GROUPS = ("augment", "model", "trainer")
 
@@ -25,7 +25,7 @@ def _f(default: Any, help: str, **rules: Any) -> Any:
     """A schema field: default, one-line help, and optional ge/le/gt/choices rules."""
     meta = {"help": help, **rules}
     if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata=meta)
+        return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
     return field(default=default, metadata=meta)
 
 
@@ -61,7 +61,8 @@ class DatasetConfig:
 class AugmentConfig:
     image_size: int = _f(32, "square side in pixels the images are resized/centre-cropped to", ge=8, le=1024)
     train_transforms: List[Dict[str, Any]] = _f(
-        [], "albumentations transforms applied to training images, in order: [{name: ClassName, <param>: value, ...}]")
+        [{"name": "Affine", "scale": [0.9, 1.1], "translate_percent": [-0.08, 0.08], "rotate": [-10, 10], "p": 0.7}],
+        "albumentations transforms applied to training images, in order: [{name: ClassName, <param>: value, ...}]")
     mean: Optional[List[float]] = _f(None, "per-channel normalisation mean in [0,1]; null = the model's default (ImageNet)")
     std: Optional[List[float]] = _f(None, "per-channel normalisation std; null = the model's default (ImageNet)")
     mixup_alpha: float = _f(0.0, "MixUp beta-distribution alpha; 0 disables MixUp", ge=0.0, le=10.0)
@@ -72,25 +73,27 @@ class AugmentConfig:
 
 @dataclass
 class ModelConfig:
-    name: str = _f(MISSING, "timm model name (timm.list_models()), e.g. resnet18, convnext_nano, vit_tiny_patch16_224")
+    name: str = _f("resnet10t", "timm model name (timm.list_models()), e.g. resnet18, convnext_nano, vit_tiny_patch16_224")
     pretrained: bool = _f(False, "start from timm's pretrained weights (needs internet or pretrained_file)")
     pretrained_file: Optional[str] = _f(None, "local weights file (.pth/.safetensors) used when pretrained=true; the head is adapted")
-    drop_rate: float = _f(0.0, "dropout before the classifier head", ge=0.0, lt=1.0)
-    drop_path_rate: float = _f(0.0, "stochastic depth rate (for models that support it)", ge=0.0, lt=1.0)
+    drop_rate: Optional[float] = _f(0.0, "dropout before the classifier head; null = the model's default", ge=0.0,
+                                    lt=1.0)
+    drop_path_rate: Optional[float] = _f(None, "stochastic depth rate (models that support it); null = the model's "
+                                               "default", ge=0.0, lt=1.0)
     kwargs: Dict[str, Any] = _f({}, "extra keyword arguments for timm.create_model (e.g. global_pool: avg)")
 
 
 @dataclass
 class TrainerConfig:
-    epochs: int = _f(10, "training epochs", ge=1, le=1000)
+    epochs: int = _f(15, "training epochs", ge=1, le=1000)
     batch_size: int = _f(64, "images per optimisation step (per device)", ge=2, le=4096)
     optimizer: str = _f("adamw", "timm optimiser name (timm.optim.list_optimizers()), e.g. adamw, sgd, lamb")
-    lr: float = _f(1e-3, "peak learning rate", gt=0.0, le=10.0)
+    lr: float = _f(3e-3, "peak learning rate", gt=0.0, le=10.0)
     weight_decay: float = _f(0.05, "decoupled weight decay (adamw) or L2 (sgd)", ge=0.0, le=1.0)
     momentum: float = _f(0.9, "momentum for SGD-family optimisers", ge=0.0, lt=1.0)
     scheduler: str = _f("cosine", "learning-rate schedule", choices=["cosine", "step", "onecycle", "none"])
-    warmup_epochs: float = _f(0.0, "linear warm-up length in epochs (fractions allowed)", ge=0.0)
-    min_lr: float = _f(1e-6, "floor of the cosine schedule", ge=0.0)
+    warmup_epochs: float = _f(1.0, "linear warm-up length in epochs (fractions allowed)", ge=0.0)
+    min_lr: float = _f(1e-5, "floor of the cosine schedule", ge=0.0)
     step_epochs: int = _f(30, "step schedule: epochs between decays", ge=1)
     step_gamma: float = _f(0.1, "step schedule: factor applied at each decay", gt=0.0, le=1.0)
     label_smoothing: float = _f(0.0, "label smoothing of the cross-entropy targets", ge=0.0, lt=1.0)
@@ -210,100 +213,12 @@ GROUP_SCHEMAS = {
 }
 
 
+def group_defaults(group: str) -> Dict[str, Any]:
+    """The default values of one group, as a plain dict (the YAML defaults must equal these: tests/test_configs)."""
+    return OmegaConf.to_container(OmegaConf.structured(GROUP_SCHEMAS[group]))
+
+
 def register_configs() -> None:
     """Register the schemas as the bases of `train.yaml` and `config.yaml` (Hydra structured configs)."""
     ConfigStore.instance().store(name="train_schema", node=TrainConfig)
     ConfigStore.instance().store(name="refine_schema", node=RefineConfig)
-
-
-def field_docs(schema: type) -> Dict[str, Dict[str, Any]]:
-    """Field name -> {type, default, help, rules} for one group: docs and LLM prompts."""
-    out = {}
-    for f in fields(schema):
-        default = None
-        if f.default is not DC_MISSING and f.default is not MISSING:
-            default = f.default
-        elif f.default_factory is not DC_MISSING:  # type: ignore[misc]
-            default = f.default_factory()  # type: ignore[misc]
-        meta = dict(f.metadata)
-        out[f.name] = {"type": str(f.type), "default": default, "help": meta.pop("help", ""), **meta}
-    return out
-
-
-DERIVED_KEYS = {
-    "num_classes": "num_classes comes from the dataset and cannot be set",
-    "in_chans": "in_chans comes from the dataset (dataset.channels) and cannot be set",
-}
-
-_RULES = {"ge": (operator.ge, ">="), "gt": (operator.gt, ">"), "le": (operator.le, "<="), "lt": (operator.lt, "<")}
-
-
-def check_ranges(group: str, values: Any) -> None:
-    """Raise ValueError naming `group.key`, the value and the rule, for unknown keys and values out of range.
-
-    `values` is a mapping (DictConfig or dict) of one group.
-    """
-    schema = GROUP_SCHEMAS[group]
-    problems = []
-    known = {f.name for f in fields(schema)}
-    for key in values:
-        if key not in known:
-            why = DERIVED_KEYS.get(key, f"known keys are {sorted(known)}")
-            problems.append(f"{group}.{key} is not a setting of '{group}'; {why}")
-    for f in fields(schema):
-        if is_dataclass(f.type) or f.name not in values:
-            continue
-        value = values[f.name]
-        meta = f.metadata
-        key = f"{group}.{f.name}"
-        if "choices" in meta and value not in meta["choices"]:
-            problems.append(f"{key}={value!r} is not one of {meta['choices']}")
-            continue
-        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
-            continue
-        for rule, (test, word) in _RULES.items():
-            if rule in meta and not test(value, meta[rule]):
-                problems.append(f"{key}={value!r} must be {word} {meta[rule]} ({meta['help']})")
-    if problems:
-        raise ValueError("; ".join(problems))
-
-
-def _json_type(tp: Any) -> Dict[str, Any]:
-    origin, args = get_origin(tp), get_args(tp)
-    if origin is Union:
-        inner = [a for a in args if a is not type(None)]
-        schema = _json_type(inner[0]) if len(inner) == 1 else {}
-        if type(None) in args and "type" in schema:
-            schema = {**schema, "type": [schema["type"], "null"]}
-        return schema
-    if origin in (list, List):
-        return {"type": "array", "items": _json_type(args[0]) if args else {}}
-    if origin in (dict, Dict):
-        return {"type": "object"}
-    return {int: {"type": "integer"}, float: {"type": "number"}, bool: {"type": "boolean"},
-            str: {"type": "string"}}.get(tp, {})
-
-
-def group_json_schema(group: str) -> Dict[str, Any]:
-    """JSON schema of one group, from its dataclass: types, help as descriptions, ranges, choices.
-
-    This is what the LLM APIs' structured-output mechanisms receive.
-    """
-    schema = GROUP_SCHEMAS[group]
-    hints = get_type_hints(schema)
-    props = {}
-    for f in fields(schema):
-        prop = {**_json_type(hints[f.name]), "description": f.metadata.get("help", "")}
-        for rule, key in (("ge", "minimum"), ("le", "maximum"), ("gt", "exclusiveMinimum"), ("lt", "exclusiveMaximum")):
-            if rule in f.metadata:
-                prop[key] = f.metadata[rule]
-        if "choices" in f.metadata:
-            prop["enum"] = list(f.metadata["choices"])
-        props[f.name] = prop
-    if group == "augment":
-        props["train_transforms"]["items"] = {
-            "type": "object", "required": ["name"],
-            "properties": {"name": {"type": "string", "description": "albumentations transform class name"}},
-            "additionalProperties": True}
-    required = [f.name for f in fields(schema) if f.default is MISSING]
-    return {"type": "object", "properties": props, "required": required, "additionalProperties": False}

@@ -27,8 +27,8 @@ from rich.console import Console
 
 from .agents.heuristic import COARSE_DROPOUT, COLOR_JITTER, SCRATCH_LADDER, flips_allowed
 from .inference import predict_test_split
-from .journal import Journal
-from .loop import Refinement, State
+from .journal import Journal, State
+from .loop import Refinement
 from .rounds import train_config, train_in_process
 from .train import compose_config
 

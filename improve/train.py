@@ -30,7 +30,8 @@ from .data import ImageDataModule
 from .models import check_model_name, count_parameters
 from .module import Classifier
 from .record import EpochHistory, RunRecord
-from .schema import EDITABLE_GROUPS, check_ranges, register_configs
+from .schema import EDITABLE_GROUPS, register_configs
+from .schema_meta import check_ranges
 
 log = logging.getLogger("improve.train")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -70,7 +71,7 @@ def validate(cfg: DictConfig) -> None:
     for group in ("dataset", *EDITABLE_GROUPS, "hardware"):
         check_ranges(group, cfg[group])
     check_model_name(cfg.model.name)
-    build_train_transform(cfg.augment)  # names and parameters, validated by albumentations itself
+    build_train_transform(cfg.augment.train_transforms)  # names and parameters, validated by albumentations itself
 
 
 def _trainer(cfg: DictConfig, out: Path, record: RunRecord) -> L.Trainer:
@@ -118,7 +119,7 @@ def _run(cfg: DictConfig, out: Path, record: RunRecord) -> None:
         torch.set_num_threads(cfg.hardware.threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
-    train_transform = build_train_transform(cfg.augment)
+    train_transform = build_train_transform(cfg.augment.train_transforms)
     data = ImageDataModule(cfg.dataset, cfg.augment.image_size, project_path(cfg.paths.cache_dir),
                            project_path(cfg.dataset.path), cfg.trainer.batch_size, cfg.hardware.num_workers,
                            train_transform)

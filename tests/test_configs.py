@@ -1,15 +1,18 @@
 """Every config of every group composes against the typed schema and builds; bad values fail early."""
 import re
+from dataclasses import MISSING as DC_MISSING
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 from hydra.errors import ConfigCompositionException
-from omegaconf import OmegaConf
+from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import ValidationError
 
 from improve.augment import build_train_transform, check_transform_output
 from improve.models import build_model
-from improve.schema import EDITABLE_GROUPS, GROUP_SCHEMAS, check_ranges, field_docs
+from improve.schema import EDITABLE_GROUPS, GROUP_SCHEMAS, PathsConfig, RefineConfig, TrainConfig, group_defaults
+from improve.schema_meta import check_ranges, field_docs
 from improve.train import CONFIG_DIR, PROJECT_ROOT, validate
 
 GROUPS = ["dataset", "augment", "model", "trainer", "hardware"]
@@ -26,10 +29,10 @@ def test_every_config_of_every_group_composes_and_validates(compose_cfg, group, 
     OmegaConf.resolve(cfg)
     validate(cfg)
     if group == "augment":
-        t = build_train_transform(cfg.augment)
+        t = build_train_transform(cfg.augment.train_transforms)
         check_transform_output(t, cfg.augment.image_size, 3)
     if group == "model":
-        model = build_model(OmegaConf.merge(cfg.model, {"pretrained": False}), num_classes=5, in_chans=1)
+        model = build_model(**{**cfg.model, "pretrained": False}, num_classes=5, in_chans=1)
         assert model.num_classes == 5
 
 
@@ -39,9 +42,9 @@ def test_every_recipe_composes_into_a_whole_pipeline(compose_cfg, recipe):
     OmegaConf.resolve(cfg)
     validate(cfg)
     assert cfg.recipe == recipe
-    t = build_train_transform(cfg.augment)
+    t = build_train_transform(cfg.augment.train_transforms)
     check_transform_output(t, cfg.augment.image_size, 3)
-    build_model(OmegaConf.merge(cfg.model, {"pretrained": False}), num_classes=3, in_chans=3)
+    build_model(**{**cfg.model, "pretrained": False}, num_classes=3, in_chans=3)
 
 
 def test_at_least_three_recipes_ship():
@@ -57,10 +60,53 @@ def test_every_tunable_value_has_a_comment(path: Path):
             assert "#" in line, f"{path.name}: '{line.strip()}' has no comment saying what it does"
 
 
-def test_schema_gives_help_and_default_for_every_field():
+REQUIRED = {"dataset.name", "dataset.source"}  # a dataset config must say what it is; nothing else is required
+
+
+def test_schema_gives_help_and_a_default_for_every_field_but_the_datasets_identity():
     for group, schema in GROUP_SCHEMAS.items():
-        for name, doc in field_docs(schema).items():
-            assert doc["help"], f"{group}.{name} has no help text"
+        for f in fields(schema):
+            assert f.metadata.get("help"), f"{group}.{f.name} has no help text"
+            has_default = f.default is not MISSING and not (f.default is DC_MISSING and f.default_factory is DC_MISSING)
+            assert has_default == (f"{group}.{f.name}" not in REQUIRED), f"{group}.{f.name}: default {f.default!r}"
+        assert set(field_docs(schema)) == {f.name for f in fields(schema)}
+
+
+def default_mismatches(group: str, values: dict) -> list:
+    """Keys whose value in a YAML copy differs from the schema's default (or that the schema lacks)."""
+    defaults = group_defaults(group)
+    return sorted(k for k in set(values) | set(defaults) if values.get(k, "<missing>") != defaults.get(k, "<missing>"))
+
+
+def yaml_values(path: Path) -> dict:
+    return OmegaConf.to_container(OmegaConf.load(path))
+
+
+COPIES = [(g, CONFIG_DIR / g / "default.yaml") for g in ("augment", "model", "trainer", "hardware")] + [
+    ("llm", CONFIG_DIR / "llm" / "auto.yaml")]
+
+
+@pytest.mark.parametrize("group,path", COPIES, ids=[f"{g}:{p.name}" for g, p in COPIES])
+def test_each_default_yaml_holds_exactly_the_schema_defaults(group, path):
+    assert default_mismatches(group, yaml_values(path)) == []
+
+
+def test_the_run_settings_in_config_yaml_and_train_yaml_are_the_schema_defaults():
+    refine, train = yaml_values(CONFIG_DIR / "config.yaml"), yaml_values(CONFIG_DIR / "train.yaml")
+    for group in ("loop", "constraints"):
+        assert default_mismatches(group, refine[group]) == [], group
+    for config, schema in ((refine, RefineConfig), (train, TrainConfig)):
+        for f in fields(schema):
+            if f.name in config and f.default is not DC_MISSING:  # plain values; groups are compared above
+                assert config[f.name] == f.default, f"{schema.__name__}.{f.name}"
+        paths = OmegaConf.to_container(OmegaConf.structured(PathsConfig))
+        assert {**config["paths"], "output_dir": None} == {**paths, "output_dir": None}
+
+
+def test_a_default_that_differs_from_the_schema_is_caught():
+    values = yaml_values(CONFIG_DIR / "trainer" / "default.yaml")
+    assert default_mismatches("trainer", {**values, "lr": values["lr"] * 2}) == ["lr"]
+    assert default_mismatches("trainer", {k: v for k, v in values.items() if k != "epochs"}) == ["epochs"]
 
 
 @pytest.mark.parametrize("override,words", [

@@ -1,18 +1,12 @@
 """The offline expert's rules: label-safe pipelines, curve reading, no repeats, moving on."""
 import copy
 
-from omegaconf import OmegaConf
-
-from improve.agents import Context, HeuristicAgent
+from improve.agents import Choice, Context, HeuristicAgent
 from improve.edits import check_group, parse_edit
 from improve.history import canonical, curve_summary, diff
-from improve.schema import AugmentConfig, ModelConfig, TrainerConfig
+from improve.schema import group_defaults
 
-DEFAULTS = {
-    "augment": OmegaConf.to_container(OmegaConf.structured(AugmentConfig)),
-    "model": OmegaConf.to_container(OmegaConf.structured(ModelConfig(name="resnet10t"))),
-    "trainer": OmegaConf.to_container(OmegaConf.structured(TrainerConfig)),
-}
+DEFAULTS = {g: group_defaults(g) for g in ("augment", "model", "trainer")}
 
 
 def profile(description="", channels=1, side=32, reachable=False, name="x"):
@@ -42,7 +36,7 @@ def test_orientation_task_never_gets_a_flip_or_a_rotation_in_any_round():
     tried = []
     for r in range(1, 15):
         for diagnosis in ("overfit", "ok", "underfit"):
-            edit = agent.engineer("augment", f"[{diagnosis}] x", ctx(p, diagnosis, r=r, pipeline=pipeline),
+            edit = agent.engineer(Choice("augment", "x", diagnosis), ctx(p, diagnosis, r=r, pipeline=pipeline),
                                   pipeline["augment"], tried)
             augment = check_group("augment", parse_edit(edit.yaml, "augment"), pipeline["augment"])
             tried.append(augment)
@@ -86,8 +80,8 @@ def test_analyst_follows_the_diagnosis_and_moves_on_from_a_stale_group():
     assert choice.group == "model" and "stopped paying off" in choice.feedback
     diverged = [{"round": 1, "group": "trainer", "decision": "failed", "summary": {"diagnosis": "unstable"}}]
     choice = agent.analyst(ctx(p, "ok", diverged, r=2))
-    assert choice.group == "trainer"
-    edit = agent.engineer("trainer", choice.feedback, ctx(p, "ok", diverged, r=2), DEFAULTS["trainer"], [])
+    assert choice.group == "trainer" and choice.diagnosis == "unstable"
+    edit = agent.engineer(choice, ctx(p, "ok", diverged, r=2), DEFAULTS["trainer"], [])
     new = check_group("trainer", parse_edit(edit.yaml, "trainer"), DEFAULTS["trainer"])
     assert new["lr"] < DEFAULTS["trainer"]["lr"] and new["grad_clip"] > 0
 
@@ -98,8 +92,8 @@ def test_engineer_never_proposes_a_tried_config_and_is_deterministic():
         tried, seen = [], {canonical(DEFAULTS[group])}
         for r in range(12):
             c = ctx(p, "ok", r=r)
-            edit = agent.engineer(group, "[ok] x", c, DEFAULTS[group], tried)
-            again = HeuristicAgent().engineer(group, "[ok] x", c, DEFAULTS[group], list(tried))
+            edit = agent.engineer(Choice(group, "x", "ok"), c, DEFAULTS[group], tried)
+            again = HeuristicAgent().engineer(Choice(group, "x", "ok"), c, DEFAULTS[group], list(tried))
             assert edit.yaml == again.yaml
             values = check_group(group, parse_edit(edit.yaml, group), DEFAULTS[group])
             assert canonical(values) not in seen, f"{group} round {r} repeated a config"
@@ -112,7 +106,7 @@ def test_engineer_adds_each_transform_at_most_once_and_the_diff_names_the_additi
     agent, augment, tried = HeuristicAgent(), architect(p)["augment"], []
     for r in range(1, 10):  # every proposal kept, so each one builds on the last
         pipeline = {**DEFAULTS, "augment": augment}
-        edit = agent.engineer("augment", "[overfit] x", ctx(p, "overfit", r=r, pipeline=pipeline), augment, tried)
+        edit = agent.engineer(Choice("augment", "x", "overfit"), ctx(p, "overfit", r=r, pipeline=pipeline), augment, tried)
         new = check_group("augment", parse_edit(edit.yaml, "augment"), augment)
         assert len(names(new)) == len(set(names(new))), f"round {r}: {names(new)}"
         tried.append(new)

@@ -7,16 +7,15 @@ from omegaconf import OmegaConf
 from rich.console import Console
 
 import improve.__main__  # noqa: F401  (registers the run_dir resolver)
-from improve.agents import Context, LLMAgent, RoundSkipped, make_agent
+from improve.agents import Choice, Context, LLMAgent, RoundSkipped, make_agent
 from improve.edits import EditRejected, validate_edit
 from improve.journal import Journal
 from improve.llm import BudgetExhausted, LLMUnavailable, ReplyError, make_client, parse_json_text
 from improve.loop import Refinement
 from improve.schema import LLMConfig
 
-from .conftest import run_cli
+from .conftest import LOOP_FAST, decisions, run_cli
 from .llm_server import ScriptedLLMServer
-from .test_loop import FAST, compose_loop, decisions
 
 SECRET = "sk-test-THIS-MUST-NEVER-BE-WRITTEN"
 ARCHITECT = {"rationale": "tiny digits: a small ResNet from scratch, no flips",
@@ -84,10 +83,10 @@ def ctx(description="handwritten digits"):
 
 
 @pytest.mark.parametrize("provider", ["anthropic", "openai"])
-def test_three_round_run_through_the_real_sdk_with_a_repair(provider, tmp_path, cache_dir, keys):
+def test_three_round_run_through_the_real_sdk_with_a_repair(provider, tmp_path, compose_loop, keys):
     script = good_script()
     with ScriptedLLMServer(script) as server:
-        cfg = compose_loop(tmp_path, cache_dir, "loop.rounds=2", f"llm={provider}",
+        cfg = compose_loop("loop.rounds=2", f"llm={provider}",
                            f"llm.base_url={url_for(server, provider)}", "llm.cache=false")
         out = io.StringIO()
         result = Refinement(cfg, tmp_path / "run", console=Console(file=out, width=200)).run()
@@ -133,11 +132,11 @@ def test_bad_replies_are_handled_without_executing_anything(provider, tmp_path, 
         choice = agent.analyst(c)  # not an editable group: the offline expert picks instead, and says why
         assert choice.group in ("augment", "model", "trainer") and "'hardware'" in choice.feedback
         current = ARCHITECT["trainer"]
-        no_call = agent.engineer("trainer", "x", c, current, [])  # text, no tool call / not JSON
+        no_call = agent.engineer(Choice("trainer", "x"), c, current, [])  # text, no tool call / not JSON
         assert no_call.error and ("tool" in no_call.error or "JSON" in no_call.error)
         pipeline = c.incumbent["pipeline"]
         for kind in ("forbidden_target", "other_group"):
-            edit = agent.engineer("trainer", "x", c, current, [])
+            edit = agent.engineer(Choice("trainer", "x"), c, current, [])
             with pytest.raises(EditRejected) as err:
                 validate_edit(edit.yaml, "trainer", pipeline, 10, 1)
             assert err.value.kind == kind
@@ -191,9 +190,9 @@ def test_request_timeout_is_bounded_then_falls_back_or_skips(provider, tmp_path,
             make_client(cfg, provider, None).call("analyst", 1, "s", "u", "choose_group", {"type": "object"})
 
 
-def test_budget_stops_the_run_cleanly_with_its_report(tmp_path, cache_dir, keys):
+def test_budget_stops_the_run_cleanly_with_its_report(tmp_path, compose_loop, keys):
     with ScriptedLLMServer(good_script()) as server:
-        cfg = compose_loop(tmp_path, cache_dir, "loop.rounds=5", "llm=anthropic",
+        cfg = compose_loop("loop.rounds=5", "llm=anthropic",
                            f"llm.base_url={server.anthropic_url}", "llm.cache=false", "llm.max_calls=2")
         out = io.StringIO()
         result = Refinement(cfg, tmp_path / "run", console=Console(file=out, width=200)).run()
@@ -252,7 +251,7 @@ def test_cli_against_any_openai_compatible_server(tmp_path, cache_dir):
                                              "config": {**ARCHITECT["trainer"], "lr": 0.0015}}}])
     with ScriptedLLMServer(script) as server:
         proc = run_cli("improve", "llm=openai", f"llm.base_url={server.openai_url}", "llm.cache=false",
-                       "loop.rounds=1", *FAST, f"paths.cache_dir={cache_dir}", f"hydra.run.dir={tmp_path}",
+                       "loop.rounds=1", *LOOP_FAST, f"paths.cache_dir={cache_dir}", f"hydra.run.dir={tmp_path}",
                        env={"OPENAI_API_KEY": "", "ANTHROPIC_API_KEY": ""})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"agent: openai gpt-4o at {server.openai_url}" in proc.stdout

@@ -10,34 +10,27 @@ import uuid
 from pathlib import Path
 
 import pytest
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 from rich.console import Console
 
 import improve.__main__  # noqa: F401  (registers the run_dir resolver)
 from improve.agents import Choice, Edit, HeuristicAgent
 from improve.journal import Journal
-from improve.loop import Refinement
-from improve.train import PROJECT_ROOT, compose_config
+from improve.loop import Refinement, load_run_config
+from improve.train import PROJECT_ROOT
 
-from .conftest import run_cli
-
-FAST = ["hardware=cpu", "hardware.progress_bar=false", "dataset.max_train=200", "loop.max_epochs=1",
-        "loop.pretrained_reachable=false"]
-
-
-def decisions(run_dir: Path):
-    return [e for e in Journal(run_dir / "journal.jsonl").events() if e["event"] == "decision"]
-
-
-def compose_loop(tmp_path, cache_dir, *overrides):
-    return compose_config("config", [*FAST, *overrides], tmp_path / "run", cache_dir)
+from .conftest import LOOP_FAST, decisions, run_cli
 
 
 def test_cli_run_on_digits_uses_the_offline_expert_and_finishes_with_best_and_report(tmp_path, cache_dir):
-    proc = run_cli("improve", "loop.rounds=2", *FAST, f"paths.cache_dir={cache_dir}", f"hydra.run.dir={tmp_path}",
+    proc = run_cli("improve", "loop.rounds=2", *LOOP_FAST, "trainer.label_smoothing=0.05",
+                   f"paths.cache_dir={cache_dir}", f"hydra.run.dir={tmp_path}",
                    env={"ANTHROPIC_API_KEY": "", "OPENAI_API_KEY": ""})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "offline expert" in proc.stdout
+    assert "trainer.label_smoothing=0.05 are kept in round 0's pipeline" in proc.stdout  # the user's value, said
+    first = next(e for e in Journal(tmp_path / "journal.jsonl").events() if e["event"] == "proposal")
+    assert first["pipeline"]["trainer"]["label_smoothing"] == 0.05
     ds = decisions(tmp_path)
     assert [d["round"] for d in ds] == [0, 1, 2]
     assert all(d["decision"] in ("kept", "reverted") for d in ds)  # every round valid and trained
@@ -48,8 +41,9 @@ def test_cli_run_on_digits_uses_the_offline_expert_and_finishes_with_best_and_re
     assert (tmp_path / "best" / "best.ckpt").is_file() and (tmp_path / "best" / "config.yaml").is_file()
     report = (tmp_path / "report.md").read_text()
     assert "| 0 | architect |" in report and "| 2 | engineer |" in report
-    for r in range(3):
-        assert "round" in proc.stdout and (tmp_path / "rounds" / f"{r:02d}" / "metrics.json").is_file()
+    for r in range(3):  # one line per round, with its decision, and the round's files
+        line = next(x for x in proc.stdout.splitlines() if x.startswith(f"round {r:>2}  "))
+        assert ds[r]["decision"] in line and (tmp_path / "rounds" / f"{r:02d}" / "metrics.json").is_file()
 
 
 def processes_with(env_entry: str) -> list:
@@ -66,7 +60,7 @@ def processes_with(env_entry: str) -> list:
 
 def start_loop_until_round_1_trains(run: Path, cache_dir: Path, **popen):
     """`python -m improve` in the background, returned once round 1 is training; and its environment mark."""
-    args = [sys.executable, "-m", "improve", "loop.rounds=3", *FAST, "dataset.max_train=600", "loop.max_epochs=3",
+    args = [sys.executable, "-m", "improve", "loop.rounds=3", *LOOP_FAST, "dataset.max_train=600", "loop.max_epochs=3",
             f"paths.cache_dir={cache_dir}", f"hydra.run.dir={run}"]  # rounds of a few seconds: time to stop one
     key, value = "IMPROVE_TEST_MARK", uuid.uuid4().hex  # inherited by every process the loop starts
     proc = subprocess.Popen(args, cwd=PROJECT_ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1", key: value},
@@ -102,6 +96,7 @@ def test_ctrl_c_during_a_round_stops_it_and_says_how_to_resume(tmp_path, cache_d
     assert_round_1_died_with_the_loop(run, mark)
 
 
+@pytest.mark.slow
 def test_kill_9_during_a_round_then_resume_completes_without_losing_or_repeating(tmp_path, cache_dir):
     run = tmp_path / "run"
     proc, mark = start_loop_until_round_1_trains(run, cache_dir, stdout=subprocess.DEVNULL,
@@ -128,8 +123,8 @@ def test_kill_9_during_a_round_then_resume_completes_without_losing_or_repeating
     torch.load(run / "incumbent" / "best.ckpt", map_location="cpu", weights_only=True)  # intact
 
 
-def test_hand_edit_between_rounds_is_trained_as_a_human_round_and_judged(tmp_path, cache_dir):
-    cfg = compose_loop(tmp_path, cache_dir, "loop.rounds=0")
+def test_hand_edit_between_rounds_is_trained_as_a_human_round_and_judged(tmp_path, compose_loop):
+    cfg = compose_loop("loop.rounds=0")
     out = io.StringIO()
     Refinement(cfg, tmp_path / "run", console=Console(file=out)).run()
     config = tmp_path / "run" / "incumbent" / "config.yaml"
@@ -139,7 +134,8 @@ def test_hand_edit_between_rounds_is_trained_as_a_human_round_and_judged(tmp_pat
     config.write_text(edited)
     with open_dict(cfg):
         cfg.loop.rounds = 1
-    Refinement(cfg, tmp_path / "run", console=Console(file=out)).run()
+    Refinement(cfg, tmp_path / "run", ["loop.rounds=1", "seed=5"], console=Console(file=out)).run()
+    assert "ignored on resume: seed=5" in out.getvalue()  # a run's seed is fixed; the loop setting applies
     ds = decisions(tmp_path / "run")
     assert [d["round"] for d in ds] == [0, 1]
     assert ds[1]["author"] == "human" and ds[1]["group"] == "trainer"
@@ -154,19 +150,19 @@ class ScriptedEngineer(HeuristicAgent):
     def __init__(self, bad, good_after):
         self.bad, self.good_after, self.calls = list(bad), good_after, 0
 
-    def engineer(self, group, feedback, ctx, current, tried, error=None):
+    def engineer(self, choice, ctx, current, tried, error=None):
         self.calls += 1
         if self.calls <= self.good_after:
             return Edit(yaml=self.bad[(self.calls - 1) % len(self.bad)], rationale="scripted")
-        return super().engineer(group, feedback, ctx, current, tried, error)
+        return super().engineer(choice, ctx, current, tried, error)
 
 
-def test_invalid_edit_is_repaired_and_an_unrepairable_round_trains_nothing(tmp_path, cache_dir, monkeypatch):
+def test_invalid_edit_is_repaired_and_an_unrepairable_round_trains_nothing(tmp_path, compose_loop, monkeypatch):
     marker = tmp_path / "pwned"
     bad = [f"_target_: os.system\ncommand: touch {marker}", "lr: !!python/object/apply:os.system ['x']"]
     agent = ScriptedEngineer(bad, good_after=1)
     monkeypatch.setattr("improve.loop.make_agent", lambda llm, *args: (agent, "agent: scripted"))
-    cfg = compose_loop(tmp_path, cache_dir, "loop.rounds=2", "loop.max_repairs=1")
+    cfg = compose_loop("loop.rounds=2", "loop.max_repairs=1")
     Refinement(cfg, tmp_path / "run", console=Console(file=io.StringIO())).run()
     events = Journal(tmp_path / "run" / "journal.jsonl").events()
     errors = [e for e in events if e["event"] == "validation_error"]
@@ -188,8 +184,8 @@ def test_invalid_edit_is_repaired_and_an_unrepairable_round_trains_nothing(tmp_p
     assert not marker.exists()
 
 
-def test_all_at_once_strategy_and_sequential_init_run_end_to_end(tmp_path, cache_dir):
-    cfg = compose_loop(tmp_path, cache_dir, "loop.rounds=1", "loop.strategy=all_at_once", "loop.init=sequential")
+def test_all_at_once_strategy_and_sequential_init_run_end_to_end(tmp_path, compose_loop):
+    cfg = compose_loop("loop.rounds=1", "loop.strategy=all_at_once", "loop.init=sequential")
     result = Refinement(cfg, tmp_path / "run", console=Console(file=io.StringIO())).run()
     ds = decisions(tmp_path / "run")
     assert ds[0]["author"] == "engineers" and ds[1]["group"] == "augment+model+trainer"
@@ -206,19 +202,19 @@ class SeenByAgent(HeuristicAgent):
 
     def analyst(self, ctx):
         self.contexts.append(ctx)
-        return super().analyst(ctx) if ctx.round != 1 else Choice("augment", "[ok] scripted")
+        return super().analyst(ctx) if ctx.round != 1 else Choice("augment", "scripted", "ok")
 
-    def engineer(self, group, feedback, ctx, current, tried, error=None):
+    def engineer(self, choice, ctx, current, tried, error=None):
         if ctx.round == 1:
             return Edit(yaml="std: [1.0e-38]\nmean: [0.5]", rationale="scripted NaN")
-        return super().engineer(group, feedback, ctx, current, tried, error)
+        return super().engineer(choice, ctx, current, tried, error)
 
 
-def test_failed_round_is_reverted_its_reason_shown_to_the_agents_and_the_loop_goes_on(tmp_path, cache_dir,
+def test_failed_round_is_reverted_its_reason_shown_to_the_agents_and_the_loop_goes_on(tmp_path, compose_loop,
                                                                                        monkeypatch):
     agent = SeenByAgent()
     monkeypatch.setattr("improve.loop.make_agent", lambda llm, *args: (agent, "agent: scripted"))
-    cfg = compose_loop(tmp_path, cache_dir, "loop.rounds=2")
+    cfg = compose_loop("loop.rounds=2")
     Refinement(cfg, tmp_path / "run", console=Console(file=io.StringIO())).run()
     ds = decisions(tmp_path / "run")
     assert [d["decision"] for d in ds][:2] == ["kept", "failed"] and ds[2]["decision"] in ("kept", "reverted")
@@ -229,8 +225,8 @@ def test_failed_round_is_reverted_its_reason_shown_to_the_agents_and_the_loop_go
     assert state["round"] != 1
 
 
-def test_round_timeout_fails_the_round_and_nothing_is_kept(tmp_path, cache_dir):
-    cfg = compose_loop(tmp_path, cache_dir, "loop.rounds=0", "loop.round_timeout=1", "dataset.max_train=0",
+def test_round_timeout_fails_the_round_and_nothing_is_kept(tmp_path, compose_loop):
+    cfg = compose_loop("loop.rounds=0", "loop.round_timeout=1", "dataset.max_train=0",
                        "loop.max_epochs=5")  # a round of several seconds
     out = io.StringIO()
     result = Refinement(cfg, tmp_path / "run", console=Console(file=out)).run()
@@ -238,3 +234,12 @@ def test_round_timeout_fails_the_round_and_nothing_is_kept(tmp_path, cache_dir):
     assert d["decision"] == "failed" and "timed out after 1 s" in d["reason"]
     assert result["incumbent_round"] is None and "no round succeeded" in out.getvalue()
 
+
+
+def test_resume_applies_setting_overrides_and_a_group_option_brings_its_whole_group(tmp_path, compose_loop):
+    saved = compose_loop()
+    (tmp_path / "run_config.yaml").write_text(OmegaConf.to_yaml(saved))
+    overrides = ["llm=heuristic", "loop.rounds=7", "hardware.num_workers=3", "seed=3"]
+    loaded = load_run_config(tmp_path, overrides, compose_loop(*overrides))
+    assert loaded.loop.rounds == 7 and loaded.hardware.num_workers == 3 and loaded.llm.provider == "heuristic"
+    assert loaded.seed == saved.seed and loaded.resume == str(tmp_path)  # a run's seed is its own

@@ -16,14 +16,14 @@ from improve.inference import Predictor
 from improve.loop import Refinement
 from improve.predict import predict
 
-from .test_loop import compose_loop
+from .conftest import LOOP_FAST, compose
 
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     """One small refinement run on digits, shared by the tests below."""
     tmp = tmp_path_factory.mktemp("outputs")
-    cfg = compose_loop(tmp, tmp / "cache", "loop.rounds=1")
+    cfg = compose("config", [*LOOP_FAST, "loop.rounds=1"], tmp / "run", tmp / "cache")
     result = Refinement(cfg, tmp / "run", console=Console(file=io.StringIO())).run()
     return tmp / "run", result
 

@@ -84,7 +84,7 @@ def test_pretrained_offline_says_how_to_go_on(monkeypatch):
     cfg = OmegaConf.create({"name": "test_resnet", "pretrained": True, "pretrained_file": None, "drop_rate": 0.0,
                             "drop_path_rate": 0.0, "kwargs": {}})
     with pytest.raises(RuntimeError) as err:
-        build_model(cfg, num_classes=3, in_chans=3)
+        build_model(**cfg, num_classes=3, in_chans=3)
     assert "model.pretrained=false" in str(err.value) and "model.pretrained_file" in str(err.value)
 
 
@@ -95,13 +95,13 @@ def test_local_pretrained_file_loads_the_body_and_adapts_the_head(tmp_path):
     torch.save(source.state_dict(), tmp_path / "weights.pth")
     cfg = OmegaConf.create({"name": "test_resnet", "pretrained": True, "pretrained_file": str(tmp_path / "weights.pth"),
                             "drop_rate": 0.0, "drop_path_rate": 0.0, "kwargs": {}})
-    model = build_model(cfg, num_classes=4, in_chans=3)
+    model = build_model(**cfg, num_classes=4, in_chans=3)
     assert model.get_classifier().out_features == 4
     body = [k for k in source.state_dict() if not k.startswith("fc.")]
     assert all(torch.equal(source.state_dict()[k], model.state_dict()[k]) for k in body)
     missing = OmegaConf.merge(cfg, {"pretrained_file": str(tmp_path / "nope.pth")})
     with pytest.raises(ValueError, match="nope.pth"):
-        build_model(missing, num_classes=4, in_chans=3)
+        build_model(**missing, num_classes=4, in_chans=3)
 
 
 def test_cli_failure_writes_failed_metrics_and_exits_nonzero(tmp_path):
@@ -139,6 +139,7 @@ def test_optuna_search_runs_trials_and_reports_the_best(tmp_path, cache_dir):
     assert "best_value" in best and "trainer.lr" in best
 
 
+@pytest.mark.slow
 def test_ddp_spawn_with_two_cpu_processes(tmp_path, cache_dir):
     proc = run_cli("improve.train", "hardware=cpu", "hardware.devices=2", "hardware.strategy=ddp_spawn",
                    "hardware.progress_bar=false", "trainer.epochs=2", *SMALL, f"paths.cache_dir={cache_dir}",

@@ -6,7 +6,10 @@ and why. Engineer: feedback + the group's current values + what was tried -> new
 that group. Every YAML an agent returns is untrusted text, validated by `improve.edits`.
 """
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Protocol
+
+DIAGNOSES = ("overfit", "underfit", "unstable", "ok")  # what the curves of the incumbent say (history.curve_summary)
 
 
 @dataclass
@@ -23,7 +26,8 @@ class Choice:
     """The Analyst's pick: which group to change this round, and what the engineer should aim for."""
 
     group: str
-    feedback: str
+    feedback: str  # what the engineer should aim for, in words
+    diagnosis: str = "ok"  # one of DIAGNOSES: the state of training the change should address
 
 
 @dataclass
@@ -48,7 +52,12 @@ class Context:
 
 
 class Agent(Protocol):
+    """Everything the refinement loop calls on whoever plays the roles."""
+
     name: str
+
+    def bind(self, run_dir: Path, journal) -> None:
+        """Where this run's audit files and journal events go (called once per run, before any role)."""
 
     def architect(self, ctx: Context, defaults: Dict[str, Dict[str, Any]], error: Optional[str] = None) -> Proposal:
         ...
@@ -57,5 +66,6 @@ class Agent(Protocol):
 
     def analyst(self, ctx: Context) -> Choice: ...
 
-    def engineer(self, group: str, feedback: str, ctx: Context, current: Dict[str, Any],
-                 tried: List[Dict[str, Any]], error: Optional[str] = None) -> Edit: ...
+    def engineer(self, choice: Choice, ctx: Context, current: Dict[str, Any], tried: List[Dict[str, Any]],
+                 error: Optional[str] = None) -> Edit:
+        """New YAML for `choice.group`; `error` is the validator's message on the previous reply."""

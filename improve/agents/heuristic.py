@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import yaml
 
 from ..history import canonical
-from .base import Choice, Context, Edit, Proposal
+from .base import DIAGNOSES, Choice, Context, Edit, Proposal
 
 NO_FLIP_WORDS = ("orientation", "rotat", "direction", "angle", "arrow", "text", "digit", "letter", "number",
                  "handwrit", "character", "sign", "flip", "chirality", "left", "right")
@@ -66,6 +66,9 @@ class HeuristicAgent:
     """Offline expert agent (`llm=heuristic`)."""
 
     name = "heuristic"
+
+    def bind(self, run_dir, journal) -> None:
+        """The offline expert keeps no audit files and makes no calls to account for."""
 
     # ------------------------------------------------------------------ architect
     def architect(self, ctx: Context, defaults: Dict[str, Dict[str, Any]], error: Optional[str] = None) -> Proposal:
@@ -120,7 +123,7 @@ class HeuristicAgent:
         last = ctx.rounds[-1] if ctx.rounds else None
         if last and last.get("summary", {}).get("diagnosis") == "unstable":
             return Choice("trainer", f"round {last['round']} diverged (NaN/inf loss): lower the learning rate, "
-                                     f"clip gradients, warm up longer")
+                                     f"clip gradients, warm up longer", "unstable")
         order = GROUP_ORDER.get(diagnosis, GROUP_ORDER["ok"])
         stale = {g: self._reverts_in_a_row(ctx, g) for g in order}
         fresh = [g for g in order if stale[g] < STALE_AFTER]
@@ -134,7 +137,7 @@ class HeuristicAgent:
         }.get(diagnosis, "improve validation accuracy")
         if group != order[0]:
             why += f"; {order[0]} stopped paying off ({stale[order[0]]} reverted changes in a row)"
-        return Choice(group, f"[{diagnosis}] {why}")
+        return Choice(group, why, diagnosis if diagnosis in DIAGNOSES else "ok")
 
     @staticmethod
     def _reverts_in_a_row(ctx: Context, group: str) -> int:
@@ -148,11 +151,9 @@ class HeuristicAgent:
         return count
 
     # ------------------------------------------------------------------ engineer
-    def engineer(self, group: str, feedback: str, ctx: Context, current: Dict[str, Any],
-                 tried: List[Dict[str, Any]], error: Optional[str] = None) -> Edit:
-        diagnosis = feedback[1:feedback.index("]")] if feedback.startswith("[") else "ok"
-        if "diverged" in feedback:
-            diagnosis = "unstable"
+    def engineer(self, choice: Choice, ctx: Context, current: Dict[str, Any], tried: List[Dict[str, Any]],
+                 error: Optional[str] = None) -> Edit:
+        group, diagnosis = choice.group, choice.diagnosis
         seen = {canonical(t) for t in tried} | {canonical(current)}
         moves = getattr(self, f"_{group}_moves")(ctx, current, diagnosis)
         for why, make in moves:
@@ -222,11 +223,12 @@ class HeuristicAgent:
         moves: List[Move] = []
         bigger = ladder[i + 1] if i is not None and i + 1 < len(ladder) else None
         smaller = ladder[i - 1] if i is not None and i > 0 else None
+        drop, drop_path = m["drop_rate"] or 0.0, m["drop_path_rate"] or 0.0  # null: the model's default, taken as 0
         more_reg = [
-            (f"dropout {m['drop_rate']} -> {min(0.5, m['drop_rate'] + 0.15):.2f} before the head",
-             lambda v: {**v, "drop_rate": round(min(0.5, v["drop_rate"] + 0.15), 2)}),
-            (f"stochastic depth {m['drop_path_rate']} -> {min(0.3, m['drop_path_rate'] + 0.1):.2f}",
-             lambda v: {**v, "drop_path_rate": round(min(0.3, v["drop_path_rate"] + 0.1), 2)}),
+            (f"dropout {drop} -> {min(0.5, drop + 0.15):.2f} before the head",
+             lambda v: {**v, "drop_rate": round(min(0.5, drop + 0.15), 2)}),
+            (f"stochastic depth {drop_path} -> {min(0.3, drop_path + 0.1):.2f}",
+             lambda v: {**v, "drop_path_rate": round(min(0.3, drop_path + 0.1), 2)}),
         ]
         if bigger:
             moves.append((f"more capacity: {m['name']} -> {bigger}", lambda v: {**v, "name": bigger}))
@@ -234,7 +236,7 @@ class HeuristicAgent:
             moves = more_reg + ([(f"less capacity: {m['name']} -> {smaller}", lambda v: {**v, "name": smaller})]
                                 if smaller else []) + moves
         else:
-            moves += [(f"less dropout ({m['drop_rate']} -> 0)", lambda v: {**v, "drop_rate": 0.0})] + more_reg
+            moves += [(f"less dropout ({drop} -> 0)", lambda v: {**v, "drop_rate": 0.0})] + more_reg
         if ctx.profile.get("pretrained_reachable") and not m["pretrained"] and ctx.profile["channels"] == 3:
             moves.insert(0, ("start from ImageNet weights (convnext_atto, pretrained)",
                              lambda v: {**v, "name": "convnext_atto", "pretrained": True, "drop_path_rate": 0.1}))

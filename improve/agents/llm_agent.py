@@ -13,8 +13,9 @@ from typing import Any, Dict, List, Optional
 import yaml
 
 from ..llm import BudgetExhausted, LLMClient, LLMUnavailable, ReplyError
-from ..schema import EDITABLE_GROUPS, group_json_schema
-from .base import Choice, Context, Edit, Proposal
+from ..schema import EDITABLE_GROUPS
+from ..schema_meta import group_json_schema
+from .base import DIAGNOSES, Choice, Context, Edit, Proposal
 from .heuristic import HeuristicAgent
 
 PROMPTS = Path(__file__).parent / "prompts"
@@ -105,12 +106,13 @@ class LLMAgent:
                         rationale=str(data.get("rationale", "")))
 
     def init_group(self, group: str, ctx: Context, current: Dict[str, Any]) -> Edit:
-        return self.engineer(group, "Write the first version of this group from the dataset profile alone.",
+        return self.engineer(Choice(group, "Write the first version of this group from the dataset profile alone."),
                              ctx, current, [])
 
     def analyst(self, ctx: Context) -> Choice:
         schema = {"type": "object", "required": ["group", "feedback"],
                   "properties": {"group": {"type": "string", "enum": list(EDITABLE_GROUPS)},
+                                 "diagnosis": {"type": "string", "enum": list(DIAGNOSES)},
                                  "feedback": {"type": "string"}}}
         incumbent = {"round": ctx.incumbent.get("round"), "val_acc": ctx.incumbent.get("val_acc"),
                      "pipeline": ctx.incumbent.get("pipeline"), "curve": ctx.incumbent.get("summary")}
@@ -124,19 +126,24 @@ class LLMAgent:
         if not isinstance(data, dict) or data.get("group") not in EDITABLE_GROUPS:
             choice = self.expert.analyst(ctx)  # an unusable pick: the offline expert decides this one
             got = data.get("group") if isinstance(data, dict) else None
-            return Choice(choice.group, f"{choice.feedback} (the analyst's reply named no editable group: {got!r})")
-        return Choice(data["group"], str(data.get("feedback", "")))
+            return Choice(choice.group, f"{choice.feedback} (the analyst's reply named no editable group: {got!r})",
+                          choice.diagnosis)
+        diagnosis = data.get("diagnosis")
+        if diagnosis not in DIAGNOSES:  # left out or unknown: what the incumbent's curves say
+            diagnosis = (ctx.incumbent.get("summary") or {}).get("diagnosis")
+        return Choice(data["group"], str(data.get("feedback", "")), diagnosis if diagnosis in DIAGNOSES else "ok")
 
-    def engineer(self, group: str, feedback: str, ctx: Context, current: Dict[str, Any],
-                 tried: List[Dict[str, Any]], error: Optional[str] = None) -> Edit:
+    def engineer(self, choice: Choice, ctx: Context, current: Dict[str, Any], tried: List[Dict[str, Any]],
+                 error: Optional[str] = None) -> Edit:
+        group = choice.group
         schema = {"type": "object", "required": ["rationale", "config"],
                   "properties": {"rationale": {"type": "string"}, "config": group_json_schema(group)}}
-        text = render("engineer", ctx, role=ROLE_NAMES[group], group=group, feedback=_data(feedback),
+        text = render("engineer", ctx, role=ROLE_NAMES[group], group=group, feedback=_data(choice.feedback),
                       incumbent=_data(ctx.incumbent.get("pipeline")), current=_yaml(current),
                       tried=_data(tried[-10:]), schema=json.dumps(group_json_schema(group)), error=_repair(error))
         try:
             data = self._ask("engineer", ctx, text, "edit_group", schema,
-                             lambda why: self.expert.engineer(group, feedback, ctx, current, tried, error))
+                             lambda why: self.expert.engineer(choice, ctx, current, tried, error))
         except ReplyError as err:
             return Edit(yaml="", rationale="", error=str(err))
         if isinstance(data, Edit):

@@ -1,0 +1,55 @@
+"""What a person sees while a refinement run goes: one line per round and one per event worth knowing."""
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+STYLE = {"kept": "green", "reverted": "yellow", "failed": "red", "invalid": "red", "skipped": "red"}
+
+
+def short(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def console_line(r: int, group: str, change: str, val: Optional[float], delta: Optional[float], decision: str,
+                 seconds: float, reason: Optional[str] = None, llm: Optional[dict] = None) -> str:
+    val_s = f"{val:.4f}" if val is not None else "  -   "
+    delta_s = f"{delta:+.4f}" if delta is not None else "   -   "
+    line = (f"round {r:>2}  {group:<22} {short(change, 48):<48} val {val_s}  Δ {delta_s}  "
+            f"[{STYLE.get(decision, 'white')}]{decision:<8}[/] {seconds:6.1f} s")
+    if llm and llm.get("calls"):
+        line += f"  {llm['input_tokens'] + llm['output_tokens']:,} tok ${llm['cost_usd']:.4f}"
+    if reason and decision in ("failed", "invalid"):
+        line += f"\n          {short(reason, 200)}"
+    return line
+
+
+class LoopConsole:
+    """The refinement loop's printer, over a rich Console (a StringIO one in tests and benchmarks)."""
+
+    def __init__(self, console=None):
+        from rich.console import Console
+
+        self.console = console or Console(soft_wrap=True)
+
+    def say(self, text: str, style: Optional[str] = None) -> None:
+        self.console.print(text, style=style, highlight=False)
+
+    def rejected(self, r: int, what: str, kind: str, error: str) -> None:
+        self.say(f"round {r}: {what} rejected ({kind}): {error}", "red")
+
+    def round(self, r: int, group: str, change: str, val: Optional[float], delta: Optional[float], decision: str,
+              seconds: float, reason: Optional[str] = None, llm: Optional[dict] = None) -> None:
+        self.say(console_line(r, group, change, val, delta, decision, seconds, reason, llm))
+
+    def final(self, result: Dict[str, Any], best_dir: Path, min_accuracy: float) -> None:
+        if result["incumbent_round"] is None:
+            self.say("no round succeeded: nothing to evaluate", "red")
+            return
+        self.say(f"[bold green]best: round {result['incumbent_round']}, val acc {result['val_acc']:.4f}, test acc "
+                 f"{result['test_acc']:.4f}[/] ({result['rounds']} rounds; round 0 test acc "
+                 f"{result['round0_test_acc']}) -> {best_dir}")
+        if result.get("llm"):
+            t = result["llm"]
+            self.say(f"LLM: {t['calls']} calls, {t['input_tokens']:,} input + {t['output_tokens']:,} output tokens, "
+                     f"${t['cost_usd']:.4f}")
+        if result.get("min_accuracy_met") is False:
+            self.say(f"constraints.min_accuracy={min_accuracy} not met", "red")

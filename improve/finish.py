@@ -1,0 +1,49 @@
+"""The end of a refinement run: the incumbent alone is evaluated on the test split, then exported."""
+from pathlib import Path
+from typing import Any, Callable, Dict
+
+import yaml
+from omegaconf import OmegaConf
+
+from .export import export
+from .incumbent import IncumbentDir, atomic_copy
+from .inference import predict_test_split
+from .journal import Journal, State
+from .record import write_json
+
+
+def finish(run_dir: Path, state: State, journal: Journal, incumbent: IncumbentDir,
+           train_config: Callable[[Dict[str, Dict], Path], Dict[str, Any]], min_accuracy: float) -> Dict[str, Any]:
+    """Test the incumbent once, write best/ and test_predictions.json, export; journal and return the `end` event.
+
+    `train_config(pipeline, output_dir)` makes the complete train.yaml of a pipeline for this run."""
+    inc = state.incumbent
+    result: Dict[str, Any] = {"rounds": len(state.decisions), "incumbent_round": None, "val_acc": None,
+                              "test_acc": None}
+    if inc is not None:
+        best = run_dir / "best"
+        best.mkdir(exist_ok=True)
+        train_cfg = train_config(inc["pipeline"], best)
+        (best / "config.yaml").write_text(
+            "# The best pipeline of this run; retrain it with\n"
+            f"#   python -m improve.train --config-path={best.resolve()} --config-name=config\n"
+            + yaml.safe_dump({**train_cfg, "test": True}, sort_keys=False))
+        atomic_copy(incumbent.checkpoint, best / "best.ckpt")
+        test = predict_test_split(OmegaConf.create(train_cfg), incumbent.checkpoint)
+        write_json(run_dir / "test_predictions.json", test)
+        first_ckpt = run_dir / "rounds" / "00" / "checkpoints" / "best.ckpt"
+        if inc["round"] != 0 and 0 in state.proposals and first_ckpt.is_file():
+            # reported, never used for selection: how much the refinement gained over the first pipeline
+            first_cfg = OmegaConf.create(train_config(state.proposals[0]["pipeline"], best))
+            result["round0_test_acc"] = round(predict_test_split(first_cfg, first_ckpt)["acc"], 4)
+        else:
+            result["round0_test_acc"] = round(test["acc"], 4) if inc["round"] == 0 else None
+        export(run_dir)
+        result.update(incumbent_round=inc["round"], val_acc=inc["val_acc"], test_acc=round(test["acc"], 4),
+                      min_accuracy_met=(test["acc"] >= min_accuracy) if min_accuracy else None)
+    result["round0_val_acc"] = state.decisions.get(0, {}).get("val_acc")
+    calls = [e for e in journal.events() if e["event"] == "llm_call"]
+    if calls:
+        result["llm"] = calls[-1]["totals"]
+    journal.append("end", **result)
+    return result

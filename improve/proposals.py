@@ -1,0 +1,142 @@
+"""Agent calls and repairs: what the architect, analyst and engineers propose, validated into a Candidate.
+
+Every reply is untrusted text. A rejected reply goes back to its author with the validator's exact
+message, up to `loop.max_repairs` times; each rejection is journaled (`validation_error`) and shown.
+"""
+from dataclasses import replace
+from typing import Any, Dict, List, Optional
+
+from .agents import Agent, Choice, Context, RoundSkipped
+from .candidate import Candidate
+from .console import LoopConsole
+from .edits import EditRejected, check_group, parse_edit, preflight, validate_edit
+from .history import fingerprint
+from .journal import Journal, State
+from .schema import EDITABLE_GROUPS
+
+ALL_GROUPS = "+".join(EDITABLE_GROUPS)
+
+
+class Proposer:
+    """Turns the agents' replies into validated candidates for one run."""
+
+    def __init__(self, agent: Agent, journal: Journal, console: LoopConsole, loop, defaults: Dict[str, Dict],
+                 num_classes: int, channels: int, constraints: Dict[str, Any],
+                 pinned: Optional[Dict[str, Dict]] = None):
+        self.agent, self.journal, self.console, self.loop = agent, journal, console, loop
+        self.defaults, self.constraints = defaults, constraints
+        self.shape = (num_classes, channels)
+        self.pinned = pinned or {}  # the user's command-line pipeline values: they override round 0's pipeline
+
+    def _preflight(self, pipeline: Dict[str, Dict]):
+        return preflight(pipeline, *self.shape, self.constraints)
+
+    def _reject(self, r: int, author: str, group: str, attempt: int, err: EditRejected, what: str,
+                reply: Optional[str] = None) -> str:
+        extra = {"reply": reply[:4000]} if reply is not None else {}
+        self.journal.append("validation_error", round=r, author=author, group=group, attempt=attempt, kind=err.kind,
+                            error=str(err), **extra)
+        self.console.rejected(r, what, err.kind, str(err))
+        return str(err)
+
+    # ------------------------------------------------------------------ round 0
+    def initial(self, ctx: Context) -> Candidate:
+        """Round 0: the architect's whole pipeline (unified) or one group at a time (sequential), then the pins."""
+        error = None
+        for attempt in range(self.loop.max_repairs + 1):
+            try:
+                if self.loop.init == "unified":
+                    proposal = self.agent.architect(ctx, self.defaults, error=error)
+                    if proposal.error:
+                        raise EditRejected("bad_reply", proposal.error)
+                    texts, why, author = proposal.pipeline, proposal.rationale, "architect"
+                else:
+                    edits = {g: self.agent.init_group(g, ctx, self.defaults[g]) for g in EDITABLE_GROUPS}
+                    texts = {g: e.yaml for g, e in edits.items()}
+                    why, author = "; ".join(f"{g}: {e.rationale}" for g, e in edits.items()), "engineers"
+                pipeline = self._pin({g: check_group(g, parse_edit(texts.get(g, ""), g), self.defaults[g])
+                                      for g in EDITABLE_GROUPS})
+                return Candidate(pipeline, author, ALL_GROUPS, why + self._pin_note(), self._preflight(pipeline),
+                                 attempt)
+            except RoundSkipped as err:
+                self.console.say(f"round {ctx.round}: the architect is unreachable ({err}); using the defaults", "red")
+                break
+            except EditRejected as err:
+                error = self._reject(ctx.round, "architect", "pipeline", attempt, err, "first pipeline")
+        pipeline = self._pin(self.defaults)
+        return Candidate(pipeline, "defaults", ALL_GROUPS, "no usable pipeline from the architect; starting from the "
+                                                           "configured defaults" + self._pin_note(),
+                         self._preflight(pipeline))
+
+    def _pin(self, pipeline: Dict[str, Dict]) -> Dict[str, Dict]:
+        return {g: check_group(g, self.pinned[g], v) if g in self.pinned else v for g, v in pipeline.items()}
+
+    def _pin_note(self) -> str:
+        return f" (user's values kept: {self.pinned})" if self.pinned else ""
+
+    # ------------------------------------------------------------------ later rounds
+    def propose(self, state: State, ctx: Context) -> Candidate:
+        """The analyst picks one group (every group for all_at_once); its engineer edits it."""
+        r = ctx.round
+        base = state.incumbent["pipeline"] if state.incumbent else self.defaults
+        choice = self.agent.analyst(ctx)
+        groups = list(EDITABLE_GROUPS) if self.loop.strategy == "all_at_once" else [choice.group]
+        if any(g not in EDITABLE_GROUPS for g in groups):
+            self.journal.append("validation_error", round=r, author="analyst", group=choice.group, attempt=0,
+                                kind="other_group", error=f"analyst picked {choice.group!r}")
+            groups = [EDITABLE_GROUPS[r % len(EDITABLE_GROUPS)]]
+        self.journal.append("analysis", round=r, group="+".join(groups), feedback=choice.feedback,
+                            diagnosis=choice.diagnosis)
+        pipeline, whys, pf, repairs = dict(base), [], None, 0
+        seen = state.tried_pipelines()
+        for g in groups:
+            result = self._engineer(state, ctx, replace(choice, group=g), pipeline, seen)
+            repairs += result.repairs
+            if result.pipeline is not None:
+                pipeline, pf = result.pipeline, result.preflight
+                whys.append(result.rationale)
+        if pf is None:
+            return Candidate(None, "engineer", "+".join(groups), "no valid edit", None, repairs)
+        return Candidate(pipeline, "engineer", "+".join(groups), " | ".join(whys), pf, repairs)
+
+    def _engineer(self, state: State, ctx: Context, choice: Choice, pipeline: Dict[str, Dict],
+                  seen: Dict[str, int]) -> Candidate:
+        group, error = choice.group, None
+        attempts = self.loop.max_repairs + 1
+        for attempt in range(attempts):
+            edit = self.agent.engineer(choice, ctx, pipeline[group], state.tried(group), error)
+            try:
+                if edit.error:
+                    raise EditRejected("bad_reply", edit.error)
+                candidate, pf = validate_edit(edit.yaml, group, pipeline, *self.shape, self.constraints)
+                if candidate[group] == pipeline[group]:
+                    raise EditRejected("no_change", f"the '{group}' group is unchanged; propose a different "
+                                                    f"configuration")
+                if fingerprint(candidate) in seen:
+                    raise EditRejected("duplicate", f"this exact pipeline was already trained in round "
+                                                    f"{seen[fingerprint(candidate)]}; propose something untried")
+                return Candidate(candidate, "engineer", group, edit.rationale, pf, attempt)
+            except EditRejected as err:
+                error = self._reject(ctx.round, "engineer", group, attempt, err, f"{group} edit", edit.yaml)
+        return Candidate(None, "engineer", group, "no valid edit", None, attempts)
+
+
+def pinned_values(cfg, overrides: List[str]) -> Dict[str, Dict[str, Any]]:
+    """The editable-group values a user set on the command line, read back from the composed config.
+
+    `trainer.lr=0.01` pins one key; `augment=photo` (a group option) pins the whole group."""
+    from omegaconf import OmegaConf
+
+    pinned: Dict[str, Any] = {}
+    for override in overrides:
+        key = override.lstrip("+~").split("=", 1)[0]
+        group = key.split(".")[0]
+        if group not in EDITABLE_GROUPS:
+            continue
+        if key == group:
+            pinned[group] = OmegaConf.to_container(cfg[group], resolve=True)
+        else:
+            node = OmegaConf.create(pinned)
+            OmegaConf.update(node, key, OmegaConf.select(cfg, key), merge=False)
+            pinned = OmegaConf.to_container(node, resolve=True)
+    return pinned

@@ -1,0 +1,73 @@
+"""The journal survives a torn write, and State replays a run from it (what resume relies on)."""
+import json
+
+from improve.journal import Journal, State
+
+
+def pipeline(lr):
+    return {"augment": {"image_size": 32}, "model": {"name": "resnet10t"}, "trainer": {"lr": lr}}
+
+
+def decided(journal, r, decision, val, lr, seconds=10.0):
+    journal.append("proposal", round=r, author="engineer", group="trainer", pipeline=pipeline(lr), changes=[],
+                   rationale="x", preflight=None, repairs=0)
+    journal.append("decision", round=r, author="engineer", group="trainer", decision=decision, val_acc=val,
+                   delta=None, changes=[], summary={"diagnosis": "ok"}, seconds=seconds)
+
+
+def test_a_torn_last_line_is_ignored_and_repair_lets_the_next_event_start_clean(tmp_path):
+    journal = Journal(tmp_path / "journal.jsonl")
+    journal.append("start", config={})
+    with open(journal.path, "a") as fh:
+        fh.write('{"event": "proposal", "rou')  # a kill -9 in the middle of a write
+    assert [e["event"] for e in journal.events()] == ["start"]
+    journal.repair()
+    journal.append("resume", overrides=[])
+    assert [e["event"] for e in journal.events()] == ["start", "resume"]
+    assert all(json.loads(line) for line in journal.path.read_text().splitlines())
+
+
+def test_repair_leaves_an_intact_journal_as_it_is(tmp_path):
+    journal = Journal(tmp_path / "journal.jsonl")
+    journal.repair()  # no file yet
+    journal.append("start", config={})
+    before = journal.path.read_bytes()
+    journal.repair()
+    assert journal.path.read_bytes() == before
+
+
+def test_state_replays_the_incumbent_the_next_round_and_what_was_tried(tmp_path):
+    journal = Journal(tmp_path / "journal.jsonl")
+    journal.append("start", config={}, pinned={"trainer": {"lr": 0.01}})
+    journal.append("profile", profile={"num_classes": 10})
+    decided(journal, 0, "kept", 0.80, 0.001)
+    decided(journal, 1, "kept", 0.85, 0.002)
+    decided(journal, 2, "reverted", 0.84, 0.003)
+    decided(journal, 3, "failed", None, 0.004)
+    journal.append("proposal", round=4, author="engineer", group="trainer", pipeline=pipeline(0.005), changes=[],
+                   rationale="interrupted", preflight=None, repairs=0)  # killed before its decision
+    state = State.of(journal)
+    assert state.profile == {"num_classes": 10} and state.pinned == {"trainer": {"lr": 0.01}}
+    assert state.incumbent["round"] == 1 and state.incumbent_val == 0.85
+    assert state.incumbent["pipeline"] == pipeline(0.002)
+    assert state.next_round == 4 and 4 in state.proposals  # the interrupted round is redone from its proposal
+    assert [t["lr"] for t in state.tried("trainer")] == [0.001, 0.002, 0.003, 0.004, 0.005]
+    assert sorted(state.tried_pipelines().values()) == [0, 1, 2, 3]  # only decided rounds count as trained
+    assert [s["decision"] for s in state.summaries()] == ["kept", "kept", "reverted", "failed"]
+    assert state.final is None
+
+
+def test_state_counts_training_seconds_of_earlier_sessions_only(tmp_path):
+    journal = Journal(tmp_path / "journal.jsonl")
+    decided(journal, 0, "kept", 0.8, 0.001, seconds=30.0)
+    cut = journal.events()[-1]["time"] + 1
+    journal.append("decision", round=1, author="engineer", group="trainer", decision="reverted", val_acc=0.7,
+                   delta=None, changes=[], summary={}, seconds=20.0, time=cut + 5)
+    assert State.of(journal).seconds_before(cut) == 30.0
+
+
+def test_a_run_with_no_kept_round_has_no_incumbent(tmp_path):
+    journal = Journal(tmp_path / "journal.jsonl")
+    decided(journal, 0, "failed", None, 0.001)
+    state = State.of(journal)
+    assert state.incumbent is None and state.incumbent_val is None and state.next_round == 1
