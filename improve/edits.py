@@ -4,28 +4,31 @@ Agent output is untrusted input. Layers, cheapest first, each with its own messa
 agent can act on:
   parse (empty, not YAML, YAML tags, not a mapping) -> scope (another group's keys)
   -> forbidden constructs (`_target_`, `${...}` interpolations) -> the group's typed schema
-  (unknown keys, wrong types) -> ranges -> allowlists (timm and albumentations names and
-  parameters) -> pre-flight (build transforms and model, one forward/backward on a tiny batch,
-  parameter count, latency) -> constraints.
+  (unknown keys, wrong types) -> ranges and relations -> allowlists (timm models and optimisers,
+  albumentations names and parameters) -> what only the user may set and the loop's limits
+  (`check_agent_limits`) -> pre-flight (`preflight.py`: parameters counted before any allocation,
+  transforms, one forward/backward and optimiser step, latency, constraints).
+Parsing is bounded: a reply over MAX_REPLY_CHARS and YAML anchors/aliases (the "billion laughs"
+expansion) are refused before the YAML is built.
 Nothing here imports, evaluates or instantiates anything named by the edit except through
 timm's and albumentations' own registries.
 """
-import time
 from dataclasses import fields
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
-import torch
-import torch.nn.functional as F
 import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
-from .augment import build_train_transform, check_transform_output
-from .candidate import Preflight
-from .models import build_model, check_model_name, count_parameters
+from .augment import build_train_transform
+from .models import check_model_name
 from .names import UnknownName
+from .optim import check_optimizer_name
 from .schema import EDITABLE_GROUPS, GROUP_SCHEMAS, RefineConfig, TrainConfig
-from .schema_meta import check_ranges
+from .schema_meta import check_ranges, check_relations
+
+MAX_REPLY_CHARS = 20_000  # far above any real group (a few hundred characters)
+USER_ONLY = {"model": ("pretrained_file",)}  # paths on the user's disk: agents choose `pretrained` only
 
 # top-level keys of train.yaml and config.yaml that no group edit may set
 OTHER_KEYS = ({f.name for f in fields(TrainConfig)} | {f.name for f in fields(RefineConfig)} | {"hydra"}) \
@@ -47,12 +50,18 @@ def parse_edit(text: str, group: str) -> Dict[str, Any]:
     if text is None or not str(text).strip():
         raise EditRejected("empty", f"the reply holds no YAML; return the whole '{group}' group as a YAML mapping")
     text = str(text)
+    if len(text) > MAX_REPLY_CHARS:
+        raise EditRejected("too_long", f"the reply is {len(text):,} characters long (at most {MAX_REPLY_CHARS:,}); "
+                                       f"return only the '{group}' group's settings")
     try:
         for token in yaml.scan(text):
             if isinstance(token, yaml.TagToken):
                 tag = "".join(token.value)
                 raise EditRejected("yaml_tag", f"YAML tags such as {tag!r} are not allowed; write plain values "
                                                f"(strings, numbers, booleans, lists, mappings)")
+            if isinstance(token, (yaml.AnchorToken, yaml.AliasToken)):
+                raise EditRejected("yaml_alias", f"YAML anchors and aliases (&{token.value}, *{token.value}) are not "
+                                                 f"allowed; write every value out")
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise EditRejected("not_yaml", f"the reply is not valid YAML ({' '.join(str(err).split())[:300]}); "
@@ -113,6 +122,8 @@ def check_group(group: str, data: Dict[str, Any], current: Optional[Dict[str, An
     try:
         if group == "model":
             check_model_name(values["name"])
+        if group == "trainer":
+            check_optimizer_name(values["optimizer"])
         if group == "augment":
             build_train_transform(values["train_transforms"])
     except UnknownName as err:
@@ -122,56 +133,19 @@ def check_group(group: str, data: Dict[str, Any], current: Optional[Dict[str, An
     return values
 
 
-def preflight(pipeline: Dict[str, Dict[str, Any]], num_classes: int, channels: int,
-              constraints: Optional[Dict[str, Any]] = None) -> Preflight:
-    """Build transforms and model, run one forward/backward on 2 images; check constraints."""
-    start = time.perf_counter()
-    augment, model_cfg = pipeline["augment"], pipeline["model"]
-    size = augment["image_size"]
+def check_agent_limits(group: str, values: Dict[str, Any], current: Dict[str, Any],
+                       max_epochs: Optional[int] = None) -> None:
+    """What an agent may not do that a person may: set the user's own keys, exceed `loop.max_epochs`, or break a
+    rule between keys that training would accept but that spoils it (min_lr over lr, a warm-up outlasting training).
+    """
     try:
-        check_transform_output(build_train_transform(augment["train_transforms"]), size, channels)
+        check_relations(group, values)
     except ValueError as err:
-        raise EditRejected("preflight", str(err)) from None
-    try:
-        model = build_model(**model_cfg, num_classes=num_classes, in_chans=channels)
-        x = torch.randn(2, channels, size, size)
-        model.train()
-        loss = F.cross_entropy(model(x), torch.tensor([0, num_classes - 1]))
-        loss.backward()
-        model.eval()
-        with torch.no_grad():
-            one = x[:1]
-            model(one)
-            t = time.perf_counter()
-            model(one)
-            latency = (time.perf_counter() - t) * 1000
-    except (RuntimeError, ValueError, TypeError) as err:
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise EditRejected("preflight", f"pre-flight of model {model_cfg['name']!r} at {size}px failed: {first}") from None
-    n = count_parameters(model)
-    problems = _constraint_problems(n, latency, constraints or {})
-    if problems:
-        raise EditRejected("constraint", "; ".join(problems))
-    return Preflight(num_params=n, latency_ms=round(latency, 2), seconds=round(time.perf_counter() - start, 3))
-
-
-def _constraint_problems(num_params: int, latency_ms: float, constraints: Dict[str, Any]) -> List[str]:
-    problems = []
-    max_params = constraints.get("max_params")
-    if max_params and num_params > max_params:
-        problems.append(f"constraints.max_params={max_params:,} exceeded: the model has {num_params:,} parameters "
-                        f"({num_params / max_params:.1f}x); pick a smaller model")
-    max_latency = constraints.get("max_latency_ms")
-    if max_latency and latency_ms > max_latency:
-        problems.append(f"constraints.max_latency_ms={max_latency} exceeded: one image takes {latency_ms:.1f} ms "
-                        f"(+{latency_ms - max_latency:.1f} ms); pick a smaller model or image size")
-    return problems
-
-
-def validate_edit(text: str, group: str, pipeline: Dict[str, Dict[str, Any]], num_classes: int, channels: int,
-                  constraints: Optional[Dict[str, Any]] = None):
-    """All layers for one group edit: returns (new pipeline, Preflight) or raises EditRejected."""
-    data = parse_edit(text, group)
-    values = check_group(group, data, pipeline.get(group))
-    candidate = {**pipeline, group: values}
-    return candidate, preflight(candidate, num_classes, channels, constraints)
+        raise EditRejected("out_of_range", str(err)) from None
+    for key in USER_ONLY.get(group, ()):
+        if values.get(key) != current.get(key):
+            raise EditRejected("user_setting", f"{group}.{key} is the user's setting ({current.get(key)!r}); leave it "
+                                               f"as it is (choose {group}.pretrained true/false instead)")
+    if group == "trainer" and max_epochs is not None and values["epochs"] > max_epochs:
+        raise EditRejected("over_limit", f"trainer.epochs={values['epochs']} is over loop.max_epochs={max_epochs}; "
+                                         f"use at most {max_epochs} epochs")

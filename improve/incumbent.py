@@ -19,7 +19,8 @@ import yaml
 from omegaconf import OmegaConf
 
 from .candidate import Candidate
-from .edits import EditRejected, check_group, preflight
+from .edits import EditRejected, check_group
+from .preflight import preflight
 from .journal import State
 from .record import write_json
 from .schema import EDITABLE_GROUPS

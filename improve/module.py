@@ -11,13 +11,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 from timm.loss import SoftTargetCrossEntropy
-from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
 from timm.scheduler.scheduler import Scheduler as TimmScheduler
 from torchmetrics.classification import MulticlassAccuracy
 
 from .augment import build_mixup, normalization
 from .models import build_model
+from .optim import build_optimizer
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -93,8 +93,7 @@ class Classifier(L.LightningModule):
 
     def configure_optimizers(self):
         t = self.t
-        optimizer = create_optimizer_v2(self.net, opt=t.optimizer, lr=t.lr, weight_decay=t.weight_decay,
-                                        momentum=t.momentum)
+        optimizer = build_optimizer(self.net, t.optimizer, t.lr, t.weight_decay, t.momentum)
         if t.scheduler == "none":
             return optimizer
         total = max(1, int(self.trainer.estimated_stepping_batches))

@@ -9,7 +9,8 @@ from typing import Any, Dict, List, Optional
 from .agents import Agent, Choice, Context, RoundSkipped
 from .candidate import Candidate
 from .console import LoopConsole
-from .edits import EditRejected, check_group, parse_edit, preflight, validate_edit
+from .edits import EditRejected, check_agent_limits, check_group, parse_edit
+from .preflight import preflight, validate_edit
 from .history import fingerprint
 from .journal import Journal, State
 from .schema import EDITABLE_GROUPS
@@ -54,8 +55,11 @@ class Proposer:
                     edits = {g: self.agent.init_group(g, ctx, self.defaults[g]) for g in EDITABLE_GROUPS}
                     texts = {g: e.yaml for g, e in edits.items()}
                     why, author = "; ".join(f"{g}: {e.rationale}" for g, e in edits.items()), "engineers"
-                pipeline = self._pin({g: check_group(g, parse_edit(texts.get(g, ""), g), self.defaults[g])
-                                      for g in EDITABLE_GROUPS})
+                pipeline = {g: check_group(g, parse_edit(texts.get(g, ""), g), self.defaults[g])
+                            for g in EDITABLE_GROUPS}
+                for g in EDITABLE_GROUPS:
+                    check_agent_limits(g, pipeline[g], self.defaults[g], self.loop.max_epochs)
+                pipeline = self._pin(pipeline)
                 return Candidate(pipeline, author, ALL_GROUPS, why + self._pin_note(), self._preflight(pipeline),
                                  attempt)
             except RoundSkipped as err:
@@ -63,9 +67,13 @@ class Proposer:
                 break
             except EditRejected as err:
                 error = self._reject(ctx.round, "architect", "pipeline", attempt, err, "first pipeline")
-        pipeline = self._pin(self.defaults)
+        epochs = min(self.defaults["trainer"]["epochs"], self.loop.max_epochs)
+        trainer = {**self.defaults["trainer"], "epochs": epochs,
+                   "warmup_epochs": min(self.defaults["trainer"]["warmup_epochs"], epochs)}
+        pipeline = self._pin({**self.defaults, "trainer": trainer})
         return Candidate(pipeline, "defaults", ALL_GROUPS, "no usable pipeline from the architect; starting from the "
-                                                           "configured defaults" + self._pin_note(),
+                                                           f"configured defaults ({epochs} epochs, loop.max_epochs="
+                                                           f"{self.loop.max_epochs})" + self._pin_note(),
                          self._preflight(pipeline))
 
     def _pin(self, pipeline: Dict[str, Dict]) -> Dict[str, Dict]:
@@ -108,7 +116,8 @@ class Proposer:
             try:
                 if edit.error:
                     raise EditRejected("bad_reply", edit.error)
-                candidate, pf = validate_edit(edit.yaml, group, pipeline, *self.shape, self.constraints)
+                candidate, pf = validate_edit(edit.yaml, group, pipeline, *self.shape, self.constraints,
+                                              self.loop.max_epochs)
                 if candidate[group] == pipeline[group]:
                     raise EditRejected("no_change", f"the '{group}' group is unchanged; propose a different "
                                                     f"configuration")

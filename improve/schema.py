@@ -62,9 +62,14 @@ class AugmentConfig:
     image_size: int = _f(32, "square side in pixels the images are resized/centre-cropped to", ge=8, le=1024)
     train_transforms: List[Dict[str, Any]] = _f(
         [{"name": "Affine", "scale": [0.9, 1.1], "translate_percent": [-0.08, 0.08], "rotate": [-10, 10], "p": 0.7}],
-        "albumentations transforms applied to training images, in order: [{name: ClassName, <param>: value, ...}]")
-    mean: Optional[List[float]] = _f(None, "per-channel normalisation mean in [0,1]; null = the model's default (ImageNet)")
-    std: Optional[List[float]] = _f(None, "per-channel normalisation std; null = the model's default (ImageNet)")
+        "albumentations transforms applied to training images, in order: [{name: ClassName, <param>: value, ...}]",
+        max_items=16)
+    mean: Optional[List[float]] = _f(None, "per-channel normalisation mean in [0,1], one value per channel; null = the "
+                                           "model's default (ImageNet)", min_items=1, max_items=3,
+                                     items={"ge": 0.0, "le": 1.0})
+    std: Optional[List[float]] = _f(None, "per-channel normalisation std in (0,1], one value per channel; null = the "
+                                          "model's default (ImageNet)", min_items=1, max_items=3,
+                                    items={"gt": 0.0, "le": 1.0})
     mixup_alpha: float = _f(0.0, "MixUp beta-distribution alpha; 0 disables MixUp", ge=0.0, le=10.0)
     cutmix_alpha: float = _f(0.0, "CutMix beta-distribution alpha; 0 disables CutMix", ge=0.0, le=10.0)
     mix_prob: float = _f(1.0, "probability that a training batch is mixed at all (when MixUp or CutMix is on)", ge=0.0, le=1.0)
@@ -80,20 +85,21 @@ class ModelConfig:
                                     lt=1.0)
     drop_path_rate: Optional[float] = _f(None, "stochastic depth rate (models that support it); null = the model's "
                                                "default", ge=0.0, lt=1.0)
-    kwargs: Dict[str, Any] = _f({}, "extra keyword arguments for timm.create_model (e.g. global_pool: avg)")
+    kwargs: Dict[str, Any] = _f({}, "extra keyword arguments for timm.create_model (e.g. global_pool: avg)",
+                                max_items=8)
 
 
 @dataclass
 class TrainerConfig:
     epochs: int = _f(15, "training epochs", ge=1, le=1000)
     batch_size: int = _f(64, "images per optimisation step (per device)", ge=2, le=4096)
-    optimizer: str = _f("adamw", "timm optimiser name (timm.optim.list_optimizers()), e.g. adamw, sgd, lamb")
+    optimizer: str = _f("adamw", "timm optimiser name (timm.optim.list_optimizers()), e.g. adamw, sgd, lamb, lion")
     lr: float = _f(3e-3, "peak learning rate", gt=0.0, le=10.0)
     weight_decay: float = _f(0.05, "decoupled weight decay (adamw) or L2 (sgd)", ge=0.0, le=1.0)
     momentum: float = _f(0.9, "momentum for SGD-family optimisers", ge=0.0, lt=1.0)
     scheduler: str = _f("cosine", "learning-rate schedule", choices=["cosine", "step", "onecycle", "none"])
-    warmup_epochs: float = _f(1.0, "linear warm-up length in epochs (fractions allowed)", ge=0.0)
-    min_lr: float = _f(1e-5, "floor of the cosine schedule", ge=0.0)
+    warmup_epochs: float = _f(1.0, "linear warm-up length in epochs (fractions allowed), at most epochs", ge=0.0)
+    min_lr: float = _f(1e-5, "floor of the cosine schedule, below lr", ge=0.0)
     step_epochs: int = _f(30, "step schedule: epochs between decays", ge=1)
     step_gamma: float = _f(0.1, "step schedule: factor applied at each decay", gt=0.0, le=1.0)
     label_smoothing: float = _f(0.0, "label smoothing of the cross-entropy targets", ge=0.0, lt=1.0)

@@ -4,7 +4,7 @@ from dataclasses import MISSING as DC_MISSING
 from dataclasses import fields, is_dataclass
 from typing import Any, Dict, List, Union, get_args, get_origin, get_type_hints
 
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 from .schema import GROUP_SCHEMAS
 
@@ -52,6 +52,9 @@ def check_ranges(group: str, values: Any) -> None:
         if "choices" in meta and value not in meta["choices"]:
             problems.append(f"{key}={value!r} is not one of {meta['choices']}")
             continue
+        if isinstance(value, (list, tuple, dict)) or OmegaConf.is_config(value):
+            problems += _size_problems(key, value, meta)
+            continue
         if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
         for rule, (test, word) in _RULES.items():
@@ -59,6 +62,54 @@ def check_ranges(group: str, values: Any) -> None:
                 problems.append(f"{key}={value!r} must be {word} {meta[rule]} ({meta['help']})")
     if problems:
         raise ValueError("; ".join(problems))
+
+
+def check_relations(group: str, values: Any) -> None:
+    """Rules between keys of one group (min_lr below lr, ...): ValueError naming both keys and values."""
+    problems = [msg for test in RELATIONS.get(group, ()) if (msg := test(values))]
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
+def _size_problems(key: str, value: Any, meta: Dict[str, Any]) -> List[str]:
+    """`min_items`/`max_items` for lists and mappings; `items` rules for every number in a list."""
+    problems = []
+    if "min_items" in meta and len(value) < meta["min_items"]:
+        problems.append(f"{key} has {len(value)} entries; it needs at least {meta['min_items']}")
+    if "max_items" in meta and len(value) > meta["max_items"]:
+        problems.append(f"{key} has {len(value)} entries; at most {meta['max_items']} are allowed")
+    if isinstance(value, dict) or OmegaConf.is_dict(value):
+        return problems
+    for i, item in enumerate(value):
+        for rule, bound in meta.get("items", {}).items():
+            test, word = _RULES[rule]
+            if isinstance(item, (int, float)) and not isinstance(item, bool) and not test(item, bound):
+                problems.append(f"{key}[{i}]={item!r} must be {word} {bound} ({meta['help']})")
+    return problems
+
+
+def _below(group: str, low: str, high: str, why: str, or_equal: bool = False):
+    """A rule: `group.low` must be smaller than `group.high` (or equal to it)."""
+    def test(values) -> str:
+        a, b = values.get(low), values.get(high)
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not (a <= b if or_equal else a < b):
+            return f"{group}.{low}={a} must be {'at most' if or_equal else 'below'} {group}.{high}={b} ({why})"
+        return ""
+    return test
+
+
+def _same_length(values) -> str:
+    mean, std = values.get("mean"), values.get("std")
+    if mean is not None and std is not None and len(mean) != len(std):
+        return f"augment.mean has {len(mean)} values and augment.std {len(std)}; give one per channel in both"
+    return ""
+
+
+RELATIONS = {  # rules between keys of one group, for agents' edits: test(values) -> the problem, or ""
+    "trainer": [_below("trainer", "min_lr", "lr", "the cosine schedule's floor must lie under its peak"),
+                _below("trainer", "warmup_epochs", "epochs", "warm-up cannot outlast training", or_equal=True)],
+    "augment": [_same_length],
+}
 
 
 def _json_type(tp: Any) -> Dict[str, Any]:
@@ -92,6 +143,15 @@ def group_json_schema(group: str) -> Dict[str, Any]:
                 prop[key] = f.metadata[rule]
         if "choices" in f.metadata:
             prop["enum"] = list(f.metadata["choices"])
+        is_object = prop.get("type") == "object" or "object" in (prop.get("type") or [])
+        for rule, key in (("min_items", "minProperties" if is_object else "minItems"),
+                          ("max_items", "maxProperties" if is_object else "maxItems")):
+            if rule in f.metadata:
+                prop[key] = f.metadata[rule]
+        if "items" in f.metadata and isinstance(prop.get("items"), dict):
+            prop["items"] = {**prop["items"], **{key: f.metadata["items"][rule] for rule, key in
+                                                 (("ge", "minimum"), ("le", "maximum"), ("gt", "exclusiveMinimum"))
+                                                 if rule in f.metadata["items"]}}
         props[f.name] = prop
     if group == "augment":
         props["train_transforms"]["items"] = {

@@ -2,20 +2,23 @@
 
 import pytest
 import yaml
-from omegaconf import OmegaConf
 
-from improve.edits import EditRejected, check_group, parse_edit, preflight, validate_edit
-from improve.schema import AugmentConfig, ModelConfig, TrainerConfig
+from improve.edits import EditRejected, check_group, parse_edit
+from improve.preflight import preflight, validate_edit
+from improve.schema import group_defaults
 
-PIPELINE = {
-    "augment": OmegaConf.to_container(OmegaConf.structured(AugmentConfig)),
-    "model": {**OmegaConf.to_container(OmegaConf.structured(ModelConfig(name="test_resnet")))},
-    "trainer": OmegaConf.to_container(OmegaConf.structured(TrainerConfig)),
-}
+PIPELINE = {g: group_defaults(g) for g in ("augment", "model", "trainer")}
+PIPELINE["model"]["name"] = "test_resnet"
+MAX_EPOCHS = 40
 
 
 def validate(text: str, group: str, **constraints):
-    return validate_edit(text, group, PIPELINE, num_classes=10, channels=1, constraints=constraints)
+    return validate_edit(text, group, PIPELINE, num_classes=10, channels=1, constraints=constraints,
+                         max_epochs=MAX_EPOCHS)
+
+
+ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
 
 
 CORPUS = [
@@ -40,6 +43,29 @@ CORPUS = [
     ("exhausting image size", "augment", "image_size: 200000", ["augment.image_size=200000", "<= 1024"]),
     ("num_classes from the dataset", "model", "name: test_resnet\nnum_classes: 3", ["model.num_classes"]),
     ("not an editable group", "hardware", "devices: 8", ["not agent-editable"]),
+    # seen from a real model, or in a held-out corpus of hostile replies
+    ("kwargs timm answers with KeyError", "model", "name: test_resnet\nkwargs: {act_layer: nonexistent_act}",
+     ["cannot be built", "KeyError", "nonexistent_act"]),
+    ("kwargs timm answers with AssertionError", "model", "name: resnet10t\nkwargs: {output_stride: 3}",
+     ["cannot be built", "AssertionError"]),
+    ("global_pool timm rejects", "model", "name: test_resnet\nkwargs: {global_pool: x}", ["cannot be built"]),
+    ("kwarg the model does not take", "model", "name: test_resnet\nkwargs: {embed_dim: 64}", ["embed_dim"]),
+    ("YAML alias bomb", "augment", ALIAS_BOMB, ["anchors and aliases"]),
+    ("giant model", "model", "name: vit_base_patch16_224\nkwargs: {embed_dim: 8192, depth: 16, num_heads: 16}",
+     ["parameters", "GiB", "more than this machine"]),
+    ("epochs over the loop's cap", "trainer", "epochs: 1000", ["trainer.epochs=1000", "loop.max_epochs=40"]),
+    ("unknown optimiser", "trainer", "optimizer: opt", ["trainer.optimizer='opt'", "adamw"]),
+    ("empty mean", "augment", "mean: []", ["augment.mean", "at least 1"]),
+    ("mean of the wrong length", "augment", "mean: [0.5, 0.5]\nstd: [0.2, 0.2]", ["2 values", "1 channel"]),
+    ("mean and std of different lengths", "augment", "mean: [0.5]\nstd: [0.2, 0.2, 0.2]", ["one per channel"]),
+    ("zero std", "augment", "std: [0.0]", ["augment.std[0]=0.0", "must be >"]),
+    ("min_lr over lr", "trainer", "lr: 0.001\nmin_lr: 0.01", ["trainer.min_lr=0.01", "below trainer.lr=0.001"]),
+    ("warm-up longer than training", "trainer", "epochs: 5\nwarmup_epochs: 8", ["trainer.warmup_epochs=8"]),
+    ("a thousand transforms", "augment", "train_transforms: [" + ", ".join(["{name: Blur}"] * 1000) + "]",
+     ["1000 entries", "at most 16"]),
+    ("a path on the user's disk", "model", "name: test_resnet\npretrained_file: /etc/shadow",
+     ["model.pretrained_file", "user's setting"]),
+    ("huge reply", "trainer", "lr: 0.01\n# " + "x" * 30_000, ["characters long"]),
 ]
 
 
@@ -65,6 +91,29 @@ def test_each_bad_output_gets_its_own_kind():
     assert kinds["unknown timm model"] == "unknown_model" and kinds["unknown transform"] == "unknown_transform"
     assert kinds["bad transform parameter"] == "bad_transform_params" and kinds["_target_"] == "forbidden_target"
     assert kinds["interpolation"] == "interpolation" and kinds["python tag"] == "yaml_tag"
+    assert kinds["YAML alias bomb"] == "yaml_alias" and kinds["giant model"] == "too_large"
+    assert kinds["epochs over the loop's cap"] == "over_limit" and kinds["unknown optimiser"] == "unknown_optimizer"
+    assert kinds["a path on the user's disk"] == "user_setting" and kinds["huge reply"] == "too_long"
+    assert kinds["kwargs timm answers with KeyError"] == "preflight" and kinds["min_lr over lr"] == "out_of_range"
+
+
+def test_the_alias_bomb_is_refused_quickly_without_building_it():
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(EditRejected):
+        parse_edit(ALIAS_BOMB, "augment")
+    assert time.perf_counter() - start < 1.0  # 9 ** 9 strings if it were expanded
+
+
+def test_the_giant_model_is_counted_without_allocating_its_weights():
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(EditRejected):
+        validate("name: vit_base_patch16_224\nkwargs: {embed_dim: 8192, depth: 16, num_heads: 16}", "model")
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mib < 500  # its fp32 weights alone would be about 48 GiB
 
 
 def test_a_valid_partial_edit_keeps_the_other_values_and_passes_preflight():

@@ -8,7 +8,8 @@ from rich.console import Console
 
 import improve.__main__  # noqa: F401  (registers the run_dir resolver)
 from improve.agents import Choice, Context, LLMAgent, RoundSkipped, make_agent
-from improve.edits import EditRejected, validate_edit
+from improve.edits import EditRejected
+from improve.preflight import validate_edit
 from improve.journal import Journal
 from improve.llm import BudgetExhausted, LLMUnavailable, ReplyError, make_client, parse_json_text
 from improve.loop import Refinement

@@ -34,7 +34,7 @@ class Scripted(HeuristicAgent):
 
 def make(tmp_path, agent, pinned=None, max_repairs=1):
     journal, out = Journal(tmp_path / "journal.jsonl"), io.StringIO()
-    loop = OmegaConf.create({"max_repairs": max_repairs, "init": "unified", "strategy": "iterative"})
+    loop = OmegaConf.create({"max_repairs": max_repairs, "init": "unified", "strategy": "iterative", "max_epochs": 40})
     proposer = Proposer(agent, journal, LoopConsole(Console(file=out, width=200)), loop, DEFAULTS, 10, 1, {},
                         pinned=pinned)
     return proposer, journal, out

@@ -58,6 +58,12 @@ def _find(transforms: List[Dict[str, Any]], name: str) -> Optional[Dict[str, Any
     return next((t for t in transforms if t.get("name") == name), None)
 
 
+def _fit_epochs(trainer: Dict[str, Any], max_epochs: int) -> None:
+    """At most `max_epochs`, and a warm-up no longer than training."""
+    trainer["epochs"] = min(trainer["epochs"], max_epochs)
+    trainer["warmup_epochs"] = min(trainer["warmup_epochs"], trainer["epochs"])
+
+
 def _dump(values: Dict[str, Any]) -> str:
     return yaml.safe_dump(values, sort_keys=False, default_flow_style=None)
 
@@ -74,7 +80,7 @@ class HeuristicAgent:
     def architect(self, ctx: Context, defaults: Dict[str, Dict[str, Any]], error: Optional[str] = None) -> Proposal:
         p = ctx.profile
         pipeline = {g: self._initial(g, p, copy.deepcopy(defaults[g]), coordinated=True) for g in defaults}
-        pipeline["trainer"]["epochs"] = min(pipeline["trainer"]["epochs"], ctx.max_epochs)
+        _fit_epochs(pipeline["trainer"], ctx.max_epochs)
         size, model = pipeline["augment"]["image_size"], pipeline["model"]["name"]
         why = (f"{p['train_images']} training images of about {_side(p)}px, {p['channels']} channel(s): "
                f"{model}{' (pretrained)' if pipeline['model']['pretrained'] else ' from scratch'} at {size}px; "
@@ -85,7 +91,7 @@ class HeuristicAgent:
     def init_group(self, group: str, ctx: Context, current: Dict[str, Any]) -> Edit:
         values = self._initial(group, ctx.profile, copy.deepcopy(current), coordinated=False)
         if group == "trainer":
-            values["epochs"] = min(values["epochs"], ctx.max_epochs)
+            _fit_epochs(values, ctx.max_epochs)
         return Edit(yaml=_dump(values), rationale=f"initial {group} from the dataset profile alone")
 
     def _initial(self, group: str, p: Dict[str, Any], v: Dict[str, Any], coordinated: bool) -> Dict[str, Any]:
@@ -248,7 +254,8 @@ class HeuristicAgent:
         moves = {
             "unstable": [
                 (f"lr {t['lr']:.3g} -> {t['lr'] * 0.3:.3g}, clip gradients at 1.0, 2 warm-up epochs",
-                 lambda v: {**v, "lr": v["lr"] * 0.3, "grad_clip": 1.0, "warmup_epochs": 2.0}),
+                 lambda v: {**v, "lr": v["lr"] * 0.3, "grad_clip": 1.0,
+                            "warmup_epochs": min(2.0, v["epochs"])}),
                 ("lower lr again", lambda v: {**v, "lr": v["lr"] * 0.3}),
             ],
             "underfit": [

@@ -45,7 +45,7 @@ def render(name: str, ctx: Context, **extra: Any) -> str:
               "constraints": json.dumps(ctx.profile.get("constraints") or {}) or "none",
               "pretrained": "yes" if ctx.profile.get("pretrained_reachable") else
               "no (set pretrained: false; only from-scratch training works here)",
-              "error": "", **extra}
+              "max_epochs": ctx.max_epochs, "error": "", **extra}
     return Template(prompt(name)).safe_substitute(values)
 
 
