@@ -22,6 +22,9 @@ if not OmegaConf.has_resolver("run_dir"):
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
 def main(cfg: DictConfig) -> None:
+    if HydraConfig.get().runtime.choices.get("llm") == "local" and not cfg.llm.base_url:
+        raise SystemExit("llm=local needs the server's address: add llm.base_url=http://127.0.0.1:PORT/v1 (llama.cpp's "
+                         "llama-server, vLLM, or Ollama at http://127.0.0.1:11434/v1)")
     overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith("resume=")]
     if cfg.resume:
         run_dir = Path(cfg.resume)
@@ -30,11 +33,15 @@ def main(cfg: DictConfig) -> None:
         run_dir = Path(cfg.paths.output_dir)
         cfg.paths.output_dir = str(run_dir)
     try:
-        Refinement(cfg, run_dir, overrides).run()
+        result = Refinement(cfg, run_dir, overrides).run()
+    except ValueError as err:  # a setting that cannot work (a missing key, an unknown provider): said, no traceback
+        raise SystemExit(f"error: {err}") from None
     except KeyboardInterrupt:  # the running round is killed with the loop; finished rounds are in the journal
         print(f"\ninterrupted; finished rounds are kept. Go on with: python -m improve resume={run_dir}",
               file=sys.stderr)
         sys.exit(130)
+    if result.get("llm_failed") and cfg.llm.fallback != "heuristic":
+        sys.exit(3)  # no LLM answer was usable: the run is the offline expert's, which the user did not choose
 
 
 if __name__ == "__main__":

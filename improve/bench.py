@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
+from .llm_report import format_summary, llm_summary
 from .rounds import train_config, train_in_process
 from .strategies import STRATEGIES, study
 from .train import compose_config, train
@@ -220,7 +221,15 @@ def main(argv=None) -> None:
                        help="config.yaml overrides for every run (e.g. llm=anthropic, dataset.max_train=500)")
     flip = sub.add_parser("flip", parents=[common], help="shapes orientation task with and without a horizontal flip")
     flip.add_argument("overrides", nargs="*", default=[], help="train.yaml overrides for both runs")
+    llm = sub.add_parser("llm", parents=[common], help="how the LLM did in finished runs: seconds, tokens/s, validity")
+    llm.add_argument("runs", nargs="+", type=Path, help="run directories of python -m improve")
     args = parser.parse_args(argv)
+    if args.command == "llm":
+        results = {str(run): llm_summary(run) for run in args.runs}
+        print("\n".join(line for run, s in results.items() for line in format_summary(run, s)))
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=1))
+        return
 
     import logging
 

@@ -9,14 +9,24 @@ def short(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+USUAL_AUTHORS = ("architect", "engineer", "engineers")  # anyone else is named on the round line
+
+
 def console_line(r: int, group: str, change: str, val: Optional[float], delta: Optional[float], decision: str,
-                 seconds: float, reason: Optional[str] = None, llm: Optional[dict] = None) -> str:
+                 seconds: float, reason: Optional[str] = None, llm: Optional[dict] = None,
+                 author: Optional[str] = None) -> str:
     val_s = f"{val:.4f}" if val is not None else "  -   "
     delta_s = f"{delta:+.4f}" if delta is not None else "   -   "
     line = (f"round {r:>2}  {group:<22} {short(change, 48):<48} val {val_s}  Δ {delta_s}  "
             f"[{STYLE.get(decision, 'white')}]{decision:<8}[/] {seconds:6.1f} s")
     if llm and llm.get("calls"):
         line += f"  {llm['input_tokens'] + llm['output_tokens']:,} tok ${llm['cost_usd']:.4f}"
+        trouble = [f"{llm[k]} {word}" for k, word in (("failed", "failed calls"), ("fallbacks", "fallbacks"))
+                   if llm.get(k)]
+        if trouble:
+            line += f"  [yellow]{', '.join(trouble)}[/]"
+    if author and author not in USUAL_AUTHORS:
+        line += f"  by {author}"
     if reason and decision in ("failed", "invalid"):
         line += f"\n          {short(reason, 200)}"
     return line
@@ -37,8 +47,9 @@ class LoopConsole:
         self.say(f"round {r}: {what} rejected ({kind}): {error}", "red")
 
     def round(self, r: int, group: str, change: str, val: Optional[float], delta: Optional[float], decision: str,
-              seconds: float, reason: Optional[str] = None, llm: Optional[dict] = None) -> None:
-        self.say(console_line(r, group, change, val, delta, decision, seconds, reason, llm))
+              seconds: float, reason: Optional[str] = None, llm: Optional[dict] = None,
+              author: Optional[str] = None) -> None:
+        self.say(console_line(r, group, change, val, delta, decision, seconds, reason, llm, author))
 
     def final(self, result: Dict[str, Any], best_dir: Path, min_accuracy: float) -> None:
         if result["incumbent_round"] is None:
@@ -53,3 +64,13 @@ class LoopConsole:
                      f"${t['cost_usd']:.4f}")
         if result.get("min_accuracy_met") is False:
             self.say(f"constraints.min_accuracy={min_accuracy} not met", "red")
+
+    def llm_failed(self, failed: Dict[str, Any], fallback: str) -> None:
+        """Every LLM call of the run failed: said loudly (exit 3 follows unless llm.fallback=heuristic)."""
+        text = (f"every one of the {failed['calls']} LLM calls failed at the API, so the offline expert played every role "
+                f"(last error: {failed['last_error']})")
+        if fallback == "heuristic":
+            self.say(f"[bold yellow]warning: {text}. llm.fallback=heuristic accepts that.[/]")
+        else:
+            self.say(f"[bold red]{text}. Fix the cause above, or choose llm=heuristic (or llm.fallback=heuristic) "
+                     f"to run on the offline expert knowingly; exiting with code 3.[/]")

@@ -43,16 +43,11 @@ class EditRejected(ValueError):
         self.kind = kind
 
 
-def parse_edit(text: str, group: str) -> Dict[str, Any]:
-    """Untrusted YAML text -> a plain mapping of `group`'s keys, or EditRejected."""
-    if group not in EDITABLE_GROUPS:
-        raise EditRejected("other_group", f"group {group!r} is not agent-editable; editable: {list(EDITABLE_GROUPS)}")
-    if text is None or not str(text).strip():
-        raise EditRejected("empty", f"the reply holds no YAML; return the whole '{group}' group as a YAML mapping")
-    text = str(text)
+def load_plain_yaml(text: str, what: str, fix: str) -> Any:
+    """Plain YAML values from untrusted text, bounded: at most MAX_REPLY_CHARS, no tags, no anchors or aliases
+    (which expand without bound). `what` names the text and `fix` says what to do, in the EditRejected message."""
     if len(text) > MAX_REPLY_CHARS:
-        raise EditRejected("too_long", f"the reply is {len(text):,} characters long (at most {MAX_REPLY_CHARS:,}); "
-                                       f"return only the '{group}' group's settings")
+        raise EditRejected("too_long", f"{what} is {len(text):,} characters long (at most {MAX_REPLY_CHARS:,}); {fix}")
     try:
         for token in yaml.scan(text):
             if isinstance(token, yaml.TagToken):
@@ -62,10 +57,19 @@ def parse_edit(text: str, group: str) -> Dict[str, Any]:
             if isinstance(token, (yaml.AnchorToken, yaml.AliasToken)):
                 raise EditRejected("yaml_alias", f"YAML anchors and aliases (&{token.value}, *{token.value}) are not "
                                                  f"allowed; write every value out")
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as err:
-        raise EditRejected("not_yaml", f"the reply is not valid YAML ({' '.join(str(err).split())[:300]}); "
-                                       f"return only the '{group}' group as a YAML mapping") from None
+        raise EditRejected("not_yaml", f"{what} is not valid YAML ({' '.join(str(err).split())[:300]}); "
+                                       f"{fix}") from None
+
+
+def parse_edit(text: str, group: str) -> Dict[str, Any]:
+    """Untrusted YAML text -> a plain mapping of `group`'s keys, or EditRejected."""
+    if group not in EDITABLE_GROUPS:
+        raise EditRejected("other_group", f"group {group!r} is not agent-editable; editable: {list(EDITABLE_GROUPS)}")
+    if text is None or not str(text).strip():
+        raise EditRejected("empty", f"the reply holds no YAML; return the whole '{group}' group as a YAML mapping")
+    data = load_plain_yaml(str(text), "the reply", f"return only the '{group}' group as a YAML mapping")
     if not isinstance(data, dict):
         raise EditRejected("not_mapping", f"expected a YAML mapping of '{group}' settings, got "
                                           f"{type(data).__name__}: {str(data)[:100]!r}")

@@ -45,5 +45,9 @@ def finish(run_dir: Path, state: State, journal: Journal, incumbent: IncumbentDi
     calls = [e for e in journal.events() if e["event"] == "llm_call"]
     if calls:
         result["llm"] = calls[-1]["totals"]
+        if all(e.get("error") and not e.get("error_kind") for e in calls):  # no reply ever arrived
+            result["llm_failed"] = {"calls": len(calls), "last_error": calls[-1]["error"]}
+        elif all(e.get("error") for e in calls):  # replies came, none usable: the model, not the setup, failed
+            result["llm_unusable"] = {"calls": len(calls), "last_error": calls[-1]["error"]}
     journal.append("end", **result)
     return result

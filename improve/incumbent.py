@@ -19,7 +19,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from .candidate import Candidate
-from .edits import EditRejected, check_group
+from .edits import EditRejected, check_group, load_plain_yaml
 from .preflight import preflight
 from .journal import State
 from .record import write_json
@@ -100,10 +100,8 @@ class IncumbentDir:
         written = json.loads(state_file.read_text()).get("config_sha")
         if not written or self.config_sha() == written:
             return None
-        try:
-            data = yaml.safe_load(self.config.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise EditRejected("not_yaml", f"incumbent/config.yaml is not valid YAML: {' '.join(str(err).split())}")
+        data = load_plain_yaml(self.config.read_text(), "incumbent/config.yaml",
+                               "keep it a YAML mapping of augment, model and trainer") or {}
         if not isinstance(data, dict) or set(data) - set(EDITABLE_GROUPS):
             raise EditRejected("other_group", f"incumbent/config.yaml may hold only {list(EDITABLE_GROUPS)}")
         pending = state.proposals.get(state.next_round)

@@ -62,6 +62,7 @@ class State:
         self.profile: Optional[Dict[str, Any]] = None
         self.final: Optional[Dict[str, Any]] = None
         self.pinned: Dict[str, Dict[str, Any]] = {}  # the user's command-line pipeline values for round 0
+        self.llm_trouble: List[Dict[str, Any]] = []  # failed or unusable LLM calls, and fallbacks to the expert
         for e in events:
             kind = e["event"]
             if kind == "start":
@@ -77,6 +78,8 @@ class State:
                                       "val_acc": e["val_acc"], "summary": e["summary"]}
             elif kind == "end":
                 self.final = e
+            if kind == "llm_fallback" or (kind == "llm_call" and e.get("error")):
+                self.llm_trouble.append(e)
 
     @classmethod
     def of(cls, journal: "Journal") -> "State":

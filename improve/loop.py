@@ -72,8 +72,9 @@ class Refinement:
         resuming = bool(self.journal.events())
         hand_overrides = self._start(resuming)
         self.agent, notice = make_agent(cfg.llm, project_path(cfg.paths.cache_dir))
-        self.agent.bind(self.run_dir, self.journal)
-        self.console.say(notice, "yellow" if "offline" in notice else None)
+        self.agent.bind(self.run_dir, self.journal, self.console.say)
+        for line in notice.splitlines():
+            self.console.say(line, "yellow" if "offline" in line or line.startswith("warning") else None)
         state = State.of(self.journal)
         if state.profile is None:
             reachable = pretrained_reachable(cfg.loop.pretrained_reachable)
@@ -142,10 +143,13 @@ class Refinement:
         self.console.round(r, "-", "LLM unreachable", None, None, "skipped", 0.0, reason)
 
     def _llm_usage(self, r: int) -> Dict[str, Any]:
-        calls = [e for e in self.journal.events() if e["event"] == "llm_call" and e["round"] == r]
+        events = [e for e in self.journal.events() if e.get("round") == r]
+        calls = [e for e in events if e["event"] == "llm_call"]
         return {"calls": len(calls), "input_tokens": sum(e["input_tokens"] for e in calls),
                 "output_tokens": sum(e["output_tokens"] for e in calls),
-                "cost_usd": round(sum(e["cost_usd"] for e in calls), 6)}
+                "cost_usd": round(sum(e["cost_usd"] for e in calls), 6),
+                "failed": sum(bool(e.get("error")) for e in calls),
+                "fallbacks": sum(e["event"] == "llm_fallback" for e in events)}
 
     def _context(self, state: State, r: int) -> Context:
         inc = state.incumbent or {"round": None, "pipeline": self._defaults(), "val_acc": None,
@@ -174,7 +178,8 @@ class Refinement:
             self.journal.append("decision", round=r, author=candidate.author, group=candidate.group,
                                 decision="invalid", val_acc=None, delta=None, changes=[],
                                 summary={"diagnosis": "invalid"}, seconds=0.0, reason=candidate.rationale, llm=llm)
-            self.console.round(r, candidate.group, "no valid edit", None, None, "invalid", 0.0, None, llm)
+            self.console.round(r, candidate.group, "no valid edit", None, None, "invalid", 0.0, None, llm,
+                               candidate.author)
             return
         if r not in state.proposals:
             self.journal.append("proposal", round=r, **candidate.proposal(changes))
@@ -196,7 +201,7 @@ class Refinement:
                             delta=verdict.delta, changes=changes, summary=curve_summary(metrics), seconds=seconds,
                             reason=reason, config_sha=self.incumbent.config_sha(), llm=llm)
         self.console.round(r, candidate.group, ", ".join(changes) or "-", val, verdict.delta, verdict.decision,
-                           seconds, reason, llm)
+                           seconds, reason, llm, candidate.author)
         write_report(self.run_dir, State.of(self.journal))
 
     def _train_config(self, pipeline: Dict[str, Dict], output_dir: Path) -> Dict[str, Any]:
@@ -214,6 +219,12 @@ class Refinement:
                         self.cfg.constraints.min_accuracy)
         write_report(self.run_dir, State.of(self.journal))
         self.console.final(result, self.run_dir / "best", self.cfg.constraints.min_accuracy)
+        if result.get("llm_failed"):
+            self.console.llm_failed(result["llm_failed"], self.cfg.llm.fallback)
+        if result.get("llm_unusable"):
+            self.console.say(f"[bold yellow]warning: none of the {result['llm_unusable']['calls']} LLM replies was "
+                             f"usable, so the offline expert played every role; see the rejections above (a larger "
+                             f"model, or llm.max_tokens for cut-off replies)[/]")
         return result
 
 

@@ -49,12 +49,16 @@ class Proposer:
                 if self.loop.init == "unified":
                     proposal = self.agent.architect(ctx, self.defaults, error=error)
                     if proposal.error:
-                        raise EditRejected("bad_reply", proposal.error)
-                    texts, why, author = proposal.pipeline, proposal.rationale, "architect"
+                        raise EditRejected(proposal.error_kind, proposal.error)
+                    texts, why, author = proposal.pipeline, proposal.rationale, proposal.author or "architect"
                 else:
                     edits = {g: self.agent.init_group(g, ctx, self.defaults[g]) for g in EDITABLE_GROUPS}
+                    bad = next((e for e in edits.values() if e.error), None)
+                    if bad is not None:
+                        raise EditRejected(bad.error_kind, bad.error)
                     texts = {g: e.yaml for g, e in edits.items()}
-                    why, author = "; ".join(f"{g}: {e.rationale}" for g, e in edits.items()), "engineers"
+                    why = "; ".join(f"{g}: {e.rationale}" for g, e in edits.items())
+                    author = _authors([e.author or "engineers" for e in edits.values()])
                 pipeline = {g: check_group(g, parse_edit(texts.get(g, ""), g), self.defaults[g])
                             for g in EDITABLE_GROUPS}
                 for g in EDITABLE_GROUPS:
@@ -94,28 +98,30 @@ class Proposer:
                                 kind="other_group", error=f"analyst picked {choice.group!r}")
             groups = [EDITABLE_GROUPS[r % len(EDITABLE_GROUPS)]]
         self.journal.append("analysis", round=r, group="+".join(groups), feedback=choice.feedback,
-                            diagnosis=choice.diagnosis)
-        pipeline, whys, pf, repairs = dict(base), [], None, 0
+                            diagnosis=choice.diagnosis, author=choice.author or "analyst")
+        pipeline, whys, pf, repairs, authors = dict(base), [], None, 0, []
         seen = state.tried_pipelines()
         for g in groups:
             result = self._engineer(state, ctx, replace(choice, group=g), pipeline, seen)
             repairs += result.repairs
+            authors.append(result.author)
             if result.pipeline is not None:
                 pipeline, pf = result.pipeline, result.preflight
                 whys.append(result.rationale)
         if pf is None:
-            return Candidate(None, "engineer", "+".join(groups), "no valid edit", None, repairs)
-        return Candidate(pipeline, "engineer", "+".join(groups), " | ".join(whys), pf, repairs)
+            return Candidate(None, _authors(authors), "+".join(groups), "no valid edit", None, repairs)
+        return Candidate(pipeline, _authors(authors), "+".join(groups), " | ".join(whys), pf, repairs)
 
     def _engineer(self, state: State, ctx: Context, choice: Choice, pipeline: Dict[str, Dict],
                   seen: Dict[str, int]) -> Candidate:
-        group, error = choice.group, None
+        group, error, author = choice.group, None, "engineer"
         attempts = self.loop.max_repairs + 1
         for attempt in range(attempts):
             edit = self.agent.engineer(choice, ctx, pipeline[group], state.tried(group), error)
+            author = edit.author or "engineer"
             try:
                 if edit.error:
-                    raise EditRejected("bad_reply", edit.error)
+                    raise EditRejected(edit.error_kind, edit.error)
                 candidate, pf = validate_edit(edit.yaml, group, pipeline, *self.shape, self.constraints,
                                               self.loop.max_epochs)
                 if candidate[group] == pipeline[group]:
@@ -124,10 +130,15 @@ class Proposer:
                 if fingerprint(candidate) in seen:
                     raise EditRejected("duplicate", f"this exact pipeline was already trained in round "
                                                     f"{seen[fingerprint(candidate)]}; propose something untried")
-                return Candidate(candidate, "engineer", group, edit.rationale, pf, attempt)
+                return Candidate(candidate, author, group, edit.rationale, pf, attempt)
             except EditRejected as err:
-                error = self._reject(ctx.round, "engineer", group, attempt, err, f"{group} edit", edit.yaml)
-        return Candidate(None, "engineer", group, "no valid edit", None, attempts)
+                error = self._reject(ctx.round, author, group, attempt, err, f"{group} edit", edit.yaml)
+        return Candidate(None, author, group, "no valid edit", None, attempts)
+
+
+def _authors(names: List[str]) -> str:
+    """'engineer', or e.g. 'engineer+expert (fallback)' when the offline expert answered some of the calls."""
+    return "+".join(dict.fromkeys(names))
 
 
 def pinned_values(cfg, overrides: List[str]) -> Dict[str, Dict[str, Any]]:

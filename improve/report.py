@@ -40,6 +40,7 @@ def write_report(run_dir: Path, state) -> Path:
         t = state.final["llm"]
         lines += ["", f"LLM use: {t['calls']} calls, {t['input_tokens']:,} input and {t['output_tokens']:,} output "
                       f"tokens, ${t['cost_usd']:.4f}."]
+    lines += _llm_trouble(state)
     lines += _pictures(run_dir, state)
     path = run_dir / "report.md"
     path.write_text("\n".join(lines) + "\n")
@@ -94,7 +95,27 @@ def main(argv=None) -> None:
 
 def _tokens(decision: dict) -> str:
     llm = decision.get("llm") or {}
-    return f"{llm['input_tokens'] + llm['output_tokens']:,}" if llm.get("calls") else "-"
+    if not llm.get("calls"):
+        return "-"
+    trouble = [f"{llm[k]} {word}" for k, word in (("failed", "failed"), ("fallbacks", "fell back")) if llm.get(k)]
+    return f"{llm['input_tokens'] + llm['output_tokens']:,}" + (f" ({', '.join(trouble)})" if trouble else "")
+
+
+def _llm_trouble(state) -> list:
+    """A table of every LLM call that failed or whose answer the offline expert gave instead."""
+    if not state.llm_trouble:
+        return []
+    lines = ["", "## LLM calls that failed or fell back to the offline expert", "",
+             "| round | role | what happened |", "|---|---|---|"]
+    for e in state.llm_trouble:
+        what = (f"fell back ({e['fallback']}): {e['error']}" if e["event"] == "llm_fallback"
+                else f"{e.get('error_kind') or ('refused' if e.get('permanent') else 'failed')}: {e['error']}")
+        lines.append(f"| {e['round']} | {e['role']} | {_cell(_short(what, 300))} |")
+    failed = (state.final or {}).get("llm_failed")
+    if failed:
+        lines += ["", f"**Every one of the {failed['calls']} LLM calls failed: the offline expert played every "
+                      f"role.**"]
+    return lines
 
 
 def _cost(decision: dict) -> str:

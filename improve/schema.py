@@ -190,8 +190,10 @@ class LLMConfig:
     structured: bool = _f(True, "use the API's native JSON-schema mechanism; false = parse JSON out of plain text")
     budget_usd: float = _f(0.0, "end the run cleanly once LLM calls have cost this much; 0 = no limit", ge=0.0)
     max_calls: int = _f(0, "end the run cleanly after this many LLM calls; 0 = no limit", ge=0)
-    fallback: str = _f("heuristic", "when the API stays unreachable: heuristic (offline expert) or skip (the round)",
-                       choices=["heuristic", "skip"])
+    fallback: str = _f("auto", "a failed call: auto (the offline expert answers; a run where every call failed exits 3), "
+                               "heuristic (the expert answers, the run exits 0 with a warning) or skip (the round)",
+                       choices=["auto", "heuristic", "skip"])
+    verbose: bool = _f(False, "print the SDKs' and httpx's request and retry logs on the console")
     cache: bool = _f(True, "replay identical requests from the response cache (exact reruns, no server in tests)")
     prices: Dict[str, Dict[str, float]] = _f({}, "USD per million tokens by model: {model: {input: x, output: y}}")
 

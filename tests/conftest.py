@@ -17,6 +17,8 @@ from omegaconf import DictConfig, open_dict
 from improve.journal import Journal
 from improve.train import PROJECT_ROOT, compose_config
 
+from .llm_server import SECRET
+
 FAST = ["hardware=cpu", "hardware.progress_bar=false", "trainer.epochs=1"]  # one training run
 LOOP_FAST = ["hardware=cpu", "hardware.progress_bar=false", "dataset.max_train=200", "loop.max_epochs=1",
              "loop.pretrained_reachable=false"]  # a refinement run: 1-epoch rounds on 200 digits
@@ -50,6 +52,13 @@ def compose_cfg(tmp_path, cache_dir):
 def compose_loop(tmp_path, cache_dir):
     """compose_loop(*overrides) -> the real refinement config (LOOP_FAST), writing into tmp_path/run."""
     return lambda *overrides: compose("config", [*LOOP_FAST, *overrides], tmp_path / "run", cache_dir)
+
+
+@pytest.fixture
+def keys(monkeypatch):
+    """Both API keys set to a secret that must never be written anywhere."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
 
 
 def decisions(run_dir: Path) -> List[Dict]:

@@ -53,6 +53,7 @@ def test_resume_overrides_are_a_hand_edit_on_top_of_the_incumbent(run):
     ("dataset: {name: x}", "other_group"),
     ("trainer: {lr: -1.0}", "out_of_range"),
     ("trainer: {learning_rate: 0.1}", "unknown_key"),
+    ("a: &a [x, x, x]\nb: &b [*a, *a, *a]\ntrainer: {lr: *b}", "yaml_alias"),  # an alias bomb is never expanded
 ])
 def test_a_broken_edit_is_rejected_with_its_kind_and_the_incumbent_restored(run, text, kind):
     incumbent, journal = run

@@ -9,10 +9,11 @@ def pipeline(lr):
 
 
 def decided(journal, r, decision, val, lr, seconds=10.0):
-    journal.append("proposal", round=r, author="engineer", group="trainer", pipeline=pipeline(lr), changes=[],
+    author = "architect" if r == 0 else "engineer"
+    journal.append("proposal", round=r, author=author, group="trainer", pipeline=pipeline(lr), changes=[],
                    rationale="x", preflight=None, repairs=0)
-    journal.append("decision", round=r, author="engineer", group="trainer", decision=decision, val_acc=val,
-                   delta=None, changes=[], summary={"diagnosis": "ok"}, seconds=seconds)
+    journal.append("decision", round=r, author=author, group="trainer", decision=decision, val_acc=val, delta=None,
+                   changes=[], summary={"diagnosis": "ok"}, seconds=seconds)
 
 
 def test_a_torn_last_line_is_ignored_and_repair_lets_the_next_event_start_clean(tmp_path):
@@ -71,3 +72,23 @@ def test_a_run_with_no_kept_round_has_no_incumbent(tmp_path):
     decided(journal, 0, "failed", None, 0.001)
     state = State.of(journal)
     assert state.incumbent is None and state.incumbent_val is None and state.next_round == 1
+
+
+def test_the_llm_summary_counts_seconds_tokens_and_what_validated(tmp_path, capsys):
+    from improve.bench import main
+
+    journal = Journal(tmp_path / "journal.jsonl")
+    call = dict(model="m", cached=False, cost_usd=0.0, totals={})
+    journal.append("llm_call", round=0, role="architect", input_tokens=900, output_tokens=100, seconds=10.0,
+                   error="cut off", error_kind="truncated", **call)
+    journal.append("llm_call", round=0, role="architect", input_tokens=900, output_tokens=300, seconds=10.0, **call)
+    decided(journal, 0, "kept", 0.5, 0.001)
+    journal.append("llm_call", round=1, role="analyst", input_tokens=0, output_tokens=0, seconds=2.0,
+                   error="HTTP 401", permanent=True, **call)
+    journal.append("analysis", round=1, group="trainer", feedback="x", diagnosis="ok", author="expert (fallback)")
+    decided(journal, 1, "reverted", 0.4, 0.002)
+    main(["llm", str(tmp_path)])
+    printed = capsys.readouterr().out
+    assert "architect   2 calls, 10.0 s each, 20.0 output tok/s; usable 1/2 (truncated 1, API failures 0)" in printed
+    assert "analyst     1 calls, 2.0 s each, None output tok/s; usable 0/1 (truncated 0, API failures 1), validated 0" \
+        in printed

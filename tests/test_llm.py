@@ -7,7 +7,7 @@ from omegaconf import OmegaConf
 from rich.console import Console
 
 import improve.__main__  # noqa: F401  (registers the run_dir resolver)
-from improve.agents import Choice, Context, LLMAgent, RoundSkipped, make_agent
+from improve.agents import Choice, LLMAgent, RoundSkipped, make_agent
 from improve.edits import EditRejected
 from improve.preflight import validate_edit
 from improve.journal import Journal
@@ -16,72 +16,7 @@ from improve.loop import Refinement
 from improve.schema import LLMConfig
 
 from .conftest import LOOP_FAST, decisions, run_cli
-from .llm_server import ScriptedLLMServer
-
-SECRET = "sk-test-THIS-MUST-NEVER-BE-WRITTEN"
-ARCHITECT = {"rationale": "tiny digits: a small ResNet from scratch, no flips",
-             "augment": {"image_size": 32, "train_transforms": [{"name": "Affine", "translate_percent": [-0.05, 0.05],
-                                                                 "p": 0.5}],
-                         "mean": [0.3], "std": [0.35], "mixup_alpha": 0.0, "cutmix_alpha": 0.0, "mix_prob": 1.0,
-                         "switch_prob": 0.5},
-             "model": {"name": "test_resnet", "pretrained": False, "pretrained_file": None, "drop_rate": 0.1,
-                       "drop_path_rate": 0.0, "kwargs": {}},
-             "trainer": {"epochs": 1, "batch_size": 64, "optimizer": "adamw", "lr": 0.003, "weight_decay": 0.05,
-                         "momentum": 0.9, "scheduler": "cosine", "warmup_epochs": 0.0, "min_lr": 1e-5,
-                         "step_epochs": 30, "step_gamma": 0.1, "label_smoothing": 0.0, "grad_clip": 0.0,
-                         "early_stopping": 0}}
-
-
-class Script:
-    """Per-role queues of replies; when a queue runs dry its last reply repeats."""
-
-    def __init__(self, **queues):
-        self.queues = {role: list(replies) for role, replies in queues.items()}
-        self.seen = []
-
-    def __call__(self, role, body):
-        self.seen.append(role)
-        queue = self.queues[role]
-        return queue.pop(0) if len(queue) > 1 else queue[0]
-
-
-def good_script(**over):
-    queues = {
-        "architect": [{"json": ARCHITECT}],
-        "analyst": [{"json": {"group": "trainer", "feedback": "lower the learning rate"}},
-                    {"json": {"group": "model", "feedback": "a bit more dropout"}}],
-        "engineer": [{"json": {"rationale": "too aggressive", "config": {"lr": -1}}},  # invalid: repaired next
-                     {"json": {"rationale": "halve the lr", "config": {**ARCHITECT["trainer"], "lr": 0.0015}}},
-                     {"json": {"rationale": "more dropout", "config": {**ARCHITECT["model"], "drop_rate": 0.3}}}],
-    }
-    queues.update(over)
-    return Script(**queues)
-
-
-def llm_cfg(provider, url, **over):
-    return OmegaConf.merge(OmegaConf.structured(LLMConfig), {"provider": provider, "base_url": url, "retries": 2,
-                                                              "timeout": 5, **over})
-
-
-def url_for(server, provider):
-    return server.anthropic_url if provider == "anthropic" else server.openai_url
-
-
-@pytest.fixture
-def keys(monkeypatch):
-    monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
-    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
-
-
-def ctx(description="handwritten digits"):
-    profile = {"name": "digits", "description": description, "num_classes": 10, "channels": 1, "train_images": 900,
-               "native_size": {"median": [8, 8]}, "pixel_mean": [0.3], "pixel_std": [0.3],
-               "pretrained_reachable": False, "constraints": {}}
-    return Context(profile=profile, incumbent={"round": 0, "pipeline": {g: ARCHITECT[g] for g in
-                                                                         ("augment", "model", "trainer")},
-                                               "val_acc": 0.9, "summary": {"diagnosis": "ok"}},
-                   rounds=[], round=1)
-
+from .llm_server import ARCHITECT, SECRET, Script, ScriptedLLMServer, ctx, good_script, llm_cfg, url_for
 
 @pytest.mark.parametrize("provider", ["anthropic", "openai"])
 def test_three_round_run_through_the_real_sdk_with_a_repair(provider, tmp_path, compose_loop, keys):
@@ -184,7 +119,9 @@ def test_request_timeout_is_bounded_then_falls_back_or_skips(provider, tmp_path,
         choice = agent.analyst(ctx())  # the offline expert answers instead
         assert time.perf_counter() - start < 10
         assert choice.group in ("augment", "model", "trainer")
-        assert [e["event"] for e in journal.events()] == ["llm_fallback"]
+        call, fallback = journal.events()
+        assert call["event"] == "llm_call" and "llm.timeout=0.5" in call["error"] and not call.get("permanent")
+        assert fallback["event"] == "llm_fallback" and choice.author == "expert (fallback)"
         with pytest.raises(RoundSkipped):
             LLMAgent(make_client(cfg, provider, None), fallback="skip").analyst(ctx())
         with pytest.raises(LLMUnavailable):

@@ -23,7 +23,12 @@ def make_agent(llm, cache_dir: Optional[Path] = None) -> Tuple[Agent, str]:
         return HeuristicAgent(), "agent: the offline expert (llm=heuristic)"
     client = make_client(llm, provider, cache_dir)
     where = f" at {llm.base_url}" if llm.base_url else ""
-    return LLMAgent(client, llm.fallback), f"agent: {provider} {client.model}{where} (fallback: {llm.fallback})"
+    notice = f"agent: {provider} {client.model}{where} (fallback: {llm.fallback})"
+    unpriced = client.unpriced_models()
+    if llm.budget_usd and unpriced:
+        notice += (f"\nwarning: llm.budget_usd={llm.budget_usd} cannot count calls to {unpriced}: no price is known "
+                   f"for them; add e.g. llm.prices.{unpriced[0]}={{input: 3.0, output: 15.0}} (USD per million tokens)")
+    return LLMAgent(client, llm.fallback), notice
 
 
 __all__ = ["Agent", "Choice", "Context", "Edit", "Proposal", "HeuristicAgent", "LLMAgent", "RoundSkipped",

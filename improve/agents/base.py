@@ -7,8 +7,9 @@ that group. Every YAML an agent returns is untrusted text, validated by `improve
 """
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Protocol
+from typing import Any, Callable, Dict, List, Optional, Protocol
 
+FALLBACK = "expert (fallback)"  # the author of an answer the offline expert gave in an LLM's place
 DIAGNOSES = ("overfit", "underfit", "unstable", "ok")  # what the curves of the incumbent say (history.curve_summary)
 
 
@@ -19,6 +20,8 @@ class Proposal:
     pipeline: Dict[str, str]
     rationale: str
     error: Optional[str] = None  # set when the reply could not be used at all (no tool call, invalid JSON)
+    error_kind: str = "bad_reply"  # truncated, not_json, no_tool, empty
+    author: Optional[str] = None  # who really answered when not the role's usual player, e.g. "expert (fallback)"
 
 
 @dataclass
@@ -28,6 +31,7 @@ class Choice:
     group: str
     feedback: str  # what the engineer should aim for, in words
     diagnosis: str = "ok"  # one of DIAGNOSES: the state of training the change should address
+    author: Optional[str] = None  # who really answered when not the role's usual player, e.g. "expert (fallback)"
 
 
 @dataclass
@@ -37,6 +41,8 @@ class Edit:
     yaml: str
     rationale: str
     error: Optional[str] = None  # set when the reply could not be used at all (no tool call, invalid JSON)
+    error_kind: str = "bad_reply"  # truncated, not_json, no_tool, empty
+    author: Optional[str] = None  # who really answered when not the role's usual player, e.g. "expert (fallback)"
 
 
 @dataclass
@@ -56,8 +62,9 @@ class Agent(Protocol):
 
     name: str
 
-    def bind(self, run_dir: Path, journal) -> None:
-        """Where this run's audit files and journal events go (called once per run, before any role)."""
+    def bind(self, run_dir: Path, journal, notify: Optional[Callable[[str, str], None]] = None) -> None:
+        """Where this run's audit files and journal events go, and `notify(text, style)` prints one console line
+        (called once per run, before any role)."""
 
     def architect(self, ctx: Context, defaults: Dict[str, Dict[str, Any]], error: Optional[str] = None) -> Proposal:
         ...

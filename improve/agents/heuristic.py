@@ -73,7 +73,7 @@ class HeuristicAgent:
 
     name = "heuristic"
 
-    def bind(self, run_dir, journal) -> None:
+    def bind(self, run_dir, journal, notify=None) -> None:
         """The offline expert keeps no audit files and makes no calls to account for."""
 
     # ------------------------------------------------------------------ architect

@@ -5,17 +5,18 @@ the API stays unreachable after the client's retries, `llm.fallback=heuristic` h
 call to the offline expert; `llm.fallback=skip` skips the round.
 """
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 from string import Template
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import yaml
 
 from ..llm import BudgetExhausted, LLMClient, LLMUnavailable, ReplyError
 from ..schema import EDITABLE_GROUPS
 from ..schema_meta import group_json_schema
-from .base import DIAGNOSES, Choice, Context, Edit, Proposal
+from .base import DIAGNOSES, FALLBACK, Choice, Context, Edit, Proposal
 from .heuristic import HeuristicAgent
 
 PROMPTS = Path(__file__).parent / "prompts"
@@ -66,27 +67,39 @@ def summarise_history(ctx: Context) -> str:
 class LLMAgent:
     """Architect, Analyst and Engineers on one LLM client."""
 
-    def __init__(self, client: LLMClient, fallback: str = "heuristic"):
+    def __init__(self, client: LLMClient, fallback: str = "auto"):
         self.client, self.fallback = client, fallback
         self.name = f"{client.provider}:{client.model}"
         self.expert = HeuristicAgent()
         self.journal = None
+        self.notify: Callable[[str, str], None] = lambda text, style: None
 
-    def bind(self, run_dir: Path, journal) -> None:
+    def bind(self, run_dir: Path, journal, notify: Optional[Callable[[str, str], None]] = None) -> None:
         previous = next((e["totals"] for e in reversed(journal.events()) if e["event"] == "llm_call"), None)
         self.client.bind(run_dir, journal, previous)
         self.journal = journal
+        if notify is not None:
+            self.notify = notify
 
     def _ask(self, role: str, ctx: Context, text: str, name: str, schema: Dict[str, Any], fallback):
+        """The reply's JSON object; when the call fails, the offline expert's answer (marked as such) or RoundSkipped.
+        ReplyError (an unusable reply) goes to the caller."""
         system = prompt("team")
         try:
             return self.client.call(role, ctx.round, system, text, name, schema).data
         except LLMUnavailable as err:
             if self.journal is not None:
-                self.journal.append("llm_fallback", round=ctx.round, role=role, error=str(err), fallback=self.fallback)
-            if self.fallback == "heuristic":
-                return fallback(str(err))
-            raise RoundSkipped(str(err)) from None
+                self.journal.append("llm_fallback", round=ctx.round, role=role, error=str(err),
+                                    permanent=err.permanent, fallback=self.fallback)
+            if self.fallback == "skip":
+                self.notify(f"round {ctx.round}: the {role} call failed: {err}; the round is skipped "
+                            f"(llm.fallback=skip)", "red")
+                raise RoundSkipped(str(err)) from None
+            self.notify(f"round {ctx.round}: the {role} call failed: {err}; the offline expert answers instead",
+                        "yellow")
+            answer = fallback(str(err))
+            answer.author = FALLBACK
+            return answer
 
     # ------------------------------------------------------------------ roles
     def architect(self, ctx: Context, defaults: Dict[str, Dict[str, Any]], error: Optional[str] = None) -> Proposal:
@@ -99,7 +112,7 @@ class LLMAgent:
             data = self._ask("architect", ctx, text, "propose_pipeline", schema,
                              lambda why: self.expert.architect(ctx, defaults))
         except ReplyError as err:
-            return Proposal(pipeline={}, rationale="", error=str(err))
+            return Proposal(pipeline={}, rationale="", error=str(err), error_kind=err.kind)
         if isinstance(data, Proposal):
             return data
         return Proposal(pipeline={g: _yaml(data.get(g)) for g in EDITABLE_GROUPS},
@@ -119,15 +132,21 @@ class LLMAgent:
         text = render("analyst", ctx, incumbent=_data(incumbent), history=_data(summarise_history(ctx)))
         try:
             data = self._ask("analyst", ctx, text, "choose_group", schema, lambda why: self.expert.analyst(ctx))
-        except ReplyError:
-            data = None
+        except ReplyError as err:
+            data = _salvage_choice(err)
+            if data is None:
+                self.notify(f"round {ctx.round}: the analyst's reply was unusable ({err.kind}: {err}); the offline "
+                            f"expert picks the group", "yellow")
+            else:
+                self.notify(f"round {ctx.round}: the analyst's reply was {err.kind}; its group "
+                            f"{data['group']!r} is used", "yellow")
         if isinstance(data, Choice):
             return data
         if not isinstance(data, dict) or data.get("group") not in EDITABLE_GROUPS:
             choice = self.expert.analyst(ctx)  # an unusable pick: the offline expert decides this one
             got = data.get("group") if isinstance(data, dict) else None
             return Choice(choice.group, f"{choice.feedback} (the analyst's reply named no editable group: {got!r})",
-                          choice.diagnosis)
+                          choice.diagnosis, author=FALLBACK)
         diagnosis = data.get("diagnosis")
         if diagnosis not in DIAGNOSES:  # left out or unknown: what the incumbent's curves say
             diagnosis = (ctx.incumbent.get("summary") or {}).get("diagnosis")
@@ -145,13 +164,26 @@ class LLMAgent:
             data = self._ask("engineer", ctx, text, "edit_group", schema,
                              lambda why: self.expert.engineer(choice, ctx, current, tried, error))
         except ReplyError as err:
-            return Edit(yaml="", rationale="", error=str(err))
+            return Edit(yaml="", rationale="", error=str(err), error_kind=err.kind)
         if isinstance(data, Edit):
             return data
         config = data.get("config")
         if not isinstance(config, dict):
             return Edit(yaml="", rationale="", error=f"the reply has no 'config' object for the '{group}' group")
         return Edit(yaml=_yaml(config), rationale=str(data.get("rationale", "")))
+
+
+def _salvage_choice(err: ReplyError) -> Optional[Dict[str, str]]:
+    """The fields a cut-off analyst reply got out before it stopped: its group (and feedback so far), if any."""
+    if err.kind != "truncated":
+        return None
+    group = re.search(r'"group"\s*:\s*"(augment|model|trainer)"', err.text)
+    if group is None:
+        return None
+    feedback = re.search(r'"feedback"\s*:\s*"((?:[^"\\]|\\.)*)', err.text)
+    diagnosis = re.search(r'"diagnosis"\s*:\s*"(\w+)"', err.text)
+    return {"group": group.group(1), "feedback": feedback.group(1) if feedback else "",
+            "diagnosis": diagnosis.group(1) if diagnosis else None}
 
 
 def _yaml(value: Any) -> str:

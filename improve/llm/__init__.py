@@ -3,8 +3,8 @@ import os
 from pathlib import Path
 from typing import Optional
 
-from .client import (DEFAULT_MODELS, KEY_ENV, BudgetExhausted, LLMClient, LLMUnavailable, ReplyError,
-                     parse_json_text)
+from .client import DEFAULT_MODELS, LLMClient, parse_json_text
+from .errors import KEY_ENV, BudgetExhausted, LLMUnavailable, ReplyError
 
 
 def make_client(llm, provider: str, cache_dir: Optional[Path]) -> LLMClient:

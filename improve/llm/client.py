@@ -2,42 +2,35 @@
 
 Each call goes through the provider's own SDK (`anthropic`, `openai`), whose retries handle
 429 / 5xx / connection errors / timeouts with exponential backoff; `llm.timeout` and
-`llm.retries` bound the total wait. Around it: a replay cache keyed by the request, token and
-cost accounting with budget stops, and an audit file per call (no keys: they live only in the
-SDK client, read from the environment).
+`llm.retries` bound the total wait. Refusals (400, 401/403, 404) are not retried (`errors.py`).
+Around it: a replay cache keyed by the request, token and cost accounting with budget stops
+(`pricing.py`), and an audit file per call (no keys: they live only in the SDK client, read from
+the environment). The SDKs' and httpx's request logs stay off the console unless `llm.verbose`.
 """
 import hashlib
 import importlib
 import json
+import logging
 import os
 import re
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional
 
+from .errors import KEY_ENV, BudgetExhausted, ReplyError, api_failure
+from .pricing import PRICES, cost_usd, price_of
+
 DEFAULT_MODELS = {"anthropic": "claude-sonnet-4-5", "openai": "gpt-4o"}
-KEY_ENV = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
-DEFAULT_PRICES = {  # USD per million tokens (input, output); llm.prices adds or overrides entries
-    "claude-sonnet-4-5": {"input": 3.0, "output": 15.0},
-    "claude-haiku-4-5": {"input": 1.0, "output": 5.0},
-    "claude-opus-4-1": {"input": 15.0, "output": 75.0},
-    "gpt-4o": {"input": 2.5, "output": 10.0},
-    "gpt-4o-mini": {"input": 0.15, "output": 0.6},
-    "o1": {"input": 15.0, "output": 60.0},
-}
+REQUEST_LOGGERS = ("httpx", "httpcore", "openai", "anthropic")  # and their namesakes (httpx2, ...)
 
 
-class LLMUnavailable(RuntimeError):
-    """The API could not be reached or refused the request after the retries."""
-
-
-class BudgetExhausted(RuntimeError):
-    """llm.budget_usd or llm.max_calls is spent: the run ends cleanly."""
-
-
-class ReplyError(ValueError):
-    """The reply holds no usable structured content (no tool call, invalid JSON)."""
+def quiet_request_logs(verbose: bool) -> None:
+    """Keep "HTTP Request: POST ..." and "Retrying request ..." off the console, unless `llm.verbose`."""
+    names = {n for n in logging.root.manager.loggerDict if n.split(".")[0].startswith(REQUEST_LOGGERS)}
+    for name in names | set(REQUEST_LOGGERS):
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 @dataclass
@@ -50,10 +43,10 @@ class Reply:
     cached: bool
 
 
-def parse_json_text(text: str) -> Dict[str, Any]:
+def parse_json_text(text: str, truncated: bool = False, max_tokens: Optional[int] = None) -> Dict[str, Any]:
     """Tolerant JSON-object extraction for servers without schema support: fences, prose around it."""
     if not text or not text.strip():
-        raise ReplyError("the reply is empty; answer with one JSON object")
+        raise ReplyError("the reply is empty; answer with one JSON object", "empty", text or "")
     fenced = re.search(r"```(?:json)?\s*(.*?)```", text, re.S)
     candidates = [fenced.group(1)] if fenced else []
     start, end = text.find("{"), text.rfind("}")
@@ -67,15 +60,21 @@ def parse_json_text(text: str) -> Dict[str, Any]:
             continue
         if isinstance(value, dict):
             return value
-    raise ReplyError(f"the reply is not a JSON object: {text.strip()[:200]!r}; answer with one JSON object")
+    if truncated:
+        raise ReplyError(f"the reply was cut off at llm.max_tokens={max_tokens} tokens before its JSON object was "
+                         f"complete; answer much more briefly: only the keys you change, a one-sentence rationale",
+                         "truncated", text)
+    raise ReplyError(f"the reply is not a JSON object: {text.strip()[:200]!r}; answer with one JSON object",
+                     "not_json", text)
 
 
-def text_reply(text: str, usage: Dict[str, int], raw: Any) -> Dict[str, Any]:
+def text_reply(text: str, usage: Dict[str, int], raw: Any, truncated: bool = False,
+               max_tokens: Optional[int] = None) -> Dict[str, Any]:
     """A `_send` result from the reply's text: the JSON object in it, or why there is none."""
     try:
-        return {"data": parse_json_text(text), "error": None, "usage": usage, "raw": raw}
-    except ValueError as err:
-        return {"data": None, "error": str(err), "usage": usage, "raw": raw}
+        return {"data": parse_json_text(text, truncated, max_tokens), "usage": usage, "raw": raw}
+    except ReplyError as err:
+        return {"data": None, "error": str(err), "error_kind": err.kind, "text": text, "usage": usage, "raw": raw}
 
 
 class LLMClient(ABC):
@@ -91,9 +90,10 @@ class LLMClient(ABC):
         self.sdk = getattr(module, self.sdk_class)(api_key=os.environ.get(KEY_ENV[self.provider]) or "not-set",
                                                    base_url=llm.base_url or None, timeout=llm.timeout,
                                                    max_retries=llm.retries)
+        quiet_request_logs(llm.verbose)  # after the SDK made its loggers
         self.cfg = llm
         self.model = llm.model or DEFAULT_MODELS[self.provider]
-        self.prices = {**DEFAULT_PRICES, **{k: dict(v) for k, v in (llm.prices or {}).items()}}
+        self.prices = {**PRICES, **{k: dict(v) for k, v in (llm.prices or {}).items()}}
         self.cache_dir = Path(cache_dir) / "llm" if (cache_dir and llm.cache) else None
         self.run_dir: Optional[Path] = None
         self.journal = None
@@ -111,9 +111,13 @@ class LLMClient(ABC):
     def model_for(self, role: str) -> str:
         return (self.cfg.role_models or {}).get(role) or self.model
 
-    def cost(self, model: str, input_tokens: int, output_tokens: int) -> float:
-        price = self.prices.get(model) or {"input": 0.0, "output": 0.0}
-        return (input_tokens * price["input"] + output_tokens * price["output"]) / 1e6
+    def unpriced_models(self) -> list:
+        """Models this run may call that have no known price: a budget cannot count them."""
+        models = {self.model, *(m for m in (self.cfg.role_models or {}).values() if m)}
+        return sorted(m for m in models if price_of(m, self.prices) is None)
+
+    def cost(self, model: str, usage: Dict[str, int]) -> float:
+        return cost_usd(price_of(model, self.prices), usage)
 
     def check_budget(self) -> None:
         if self.cfg.max_calls and self.calls >= self.cfg.max_calls:
@@ -133,23 +137,40 @@ class LLMClient(ABC):
         if cached is not None:
             response, cached_hit = cached, True
         else:
-            response, cached_hit = self._send(request), False
+            start = time.perf_counter()
+            try:
+                response, cached_hit = self._send(request), False
+            except self._errors as err:
+                failure = api_failure(self.provider, err, self.cfg)
+                self._journal_call(role, round_, model, {}, 0.0, False, error=str(failure),
+                                   permanent=failure.permanent, seconds=round(time.perf_counter() - start, 2))
+                raise failure from None
+            response["seconds"] = round(time.perf_counter() - start, 2)
             self._cache_put(key, response)
         usage = response["usage"]
-        cost = 0.0 if cached_hit else self.cost(model, usage["input_tokens"], usage["output_tokens"])
+        cost = 0.0 if cached_hit else self.cost(model, usage)
         if not cached_hit:
             self.calls += 1
             self.cost_usd += cost
-            self.input_tokens += usage["input_tokens"]
+            self.input_tokens += usage["input_tokens"] + usage.get("cache_read_tokens", 0) + \
+                usage.get("cache_write_tokens", 0)
             self.output_tokens += usage["output_tokens"]
         self._audit(role, round_, request, response, cost, cached_hit)
-        if self.journal is not None:
-            self.journal.append("llm_call", round=round_, role=role, model=model, cached=cached_hit,
-                                input_tokens=usage["input_tokens"], output_tokens=usage["output_tokens"],
-                                cost_usd=round(cost, 6), totals=self.totals())
+        self._journal_call(role, round_, model, usage, cost, cached_hit, error=response.get("error"),
+                           error_kind=response.get("error_kind"), seconds=None if cached_hit else response["seconds"])
         if response.get("error"):
-            raise ReplyError(response["error"])
+            raise ReplyError(response["error"], response.get("error_kind") or "not_json", response.get("text", ""))
         return Reply(response["data"], model, usage["input_tokens"], usage["output_tokens"], cost, cached_hit)
+
+    def _journal_call(self, role: str, round_: int, model: str, usage: Dict[str, int], cost: float, cached: bool,
+                      **outcome: Any) -> None:
+        if self.journal is None:
+            return
+        self.journal.append("llm_call", round=round_, role=role, model=model, cached=cached,
+                            input_tokens=usage.get("input_tokens", 0), output_tokens=usage.get("output_tokens", 0),
+                            cache_read_tokens=usage.get("cache_read_tokens", 0),
+                            cache_write_tokens=usage.get("cache_write_tokens", 0), cost_usd=round(cost, 6),
+                            totals=self.totals(), **{k: v for k, v in outcome.items() if v is not None})
 
     def totals(self) -> Dict[str, Any]:
         return {"calls": self.calls, "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
@@ -157,7 +178,8 @@ class LLMClient(ABC):
 
     @abstractmethod
     def _send(self, request: Dict[str, Any]) -> Dict[str, Any]:
-        """The provider's wire: {"data": {...} | None, "error": str | None, "usage": {...}, "raw": ...}."""
+        """The provider's wire: {"data": {...} | None, "error"?: str, "error_kind"?: str, "usage": {...}, "raw": ...}.
+        SDK errors propagate (the caller classifies them)."""
 
     def _cache_get(self, key: str) -> Optional[Dict[str, Any]]:
         path = self.cache_dir / f"{key}.json" if self.cache_dir else None
@@ -186,11 +208,3 @@ def user_text(request: Dict[str, Any]) -> str:
         return request["user"]
     return (f"{request['user']}\n\nAnswer with only one JSON object ({request['name']}) matching this JSON schema, "
             f"no prose:\n{json.dumps(request['schema'])}")
-
-
-def api_error_message(provider: str, err: Exception) -> str:
-    status = getattr(err, "status_code", None)
-    text = " ".join(str(err).split())[:300]
-    if status in (401, 403):
-        return f"{provider} refused the API key (HTTP {status}): check {KEY_ENV[provider]}"
-    return f"{provider} API unreachable after retries ({type(err).__name__}{f' HTTP {status}' if status else ''}: {text})"

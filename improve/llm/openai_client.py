@@ -1,8 +1,15 @@
 """OpenAI's Chat Completions API (and OpenAI-compatible servers): JSON-schema response format,
-or plain text parsed tolerantly when the server has no schema support (`llm.structured=false`)."""
+or plain text parsed tolerantly when the server has no schema support (`llm.structured=false`).
+Reasoning models (o-series, gpt-5) take `max_completion_tokens` and no temperature."""
 from typing import Any, Dict
 
-from .client import LLMClient, LLMUnavailable, api_error_message, text_reply, user_text
+from .client import LLMClient, text_reply, user_text
+
+REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
+
+
+def is_reasoning_model(model: str) -> bool:
+    return model.startswith(REASONING_PREFIXES)
 
 
 class OpenAIClient(LLMClient):
@@ -10,19 +17,21 @@ class OpenAIClient(LLMClient):
     sdk_class = "OpenAI"
 
     def _send(self, request: Dict[str, Any]) -> Dict[str, Any]:
-        kwargs: Dict[str, Any] = dict(model=request["model"], temperature=request["temperature"],
-                                      max_tokens=request["max_tokens"],
+        kwargs: Dict[str, Any] = dict(model=request["model"],
                                       messages=[{"role": "system", "content": request["system"]},
                                                 {"role": "user", "content": user_text(request)}])
+        if is_reasoning_model(request["model"]):
+            kwargs["max_completion_tokens"] = request["max_tokens"]
+        else:
+            kwargs.update(max_tokens=request["max_tokens"], temperature=request["temperature"])
         if request["structured"]:
             kwargs["response_format"] = {"type": "json_schema", "json_schema": {
                 "name": request["name"], "schema": request["schema"], "strict": False}}
-        try:
-            completion = self.sdk.chat.completions.create(**kwargs)
-        except self._errors as err:
-            raise LLMUnavailable(api_error_message(self.provider, err)) from None
+        completion = self.sdk.chat.completions.create(**kwargs)
         usage = {"input_tokens": completion.usage.prompt_tokens if completion.usage else 0,
                  "output_tokens": completion.usage.completion_tokens if completion.usage else 0}
         raw = completion.model_dump(mode="json")
-        text = completion.choices[0].message.content if completion.choices else ""
-        return text_reply(text or "", usage, raw)
+        choice = completion.choices[0] if completion.choices else None
+        text = choice.message.content if choice else ""
+        truncated = bool(choice) and choice.finish_reason == "length"
+        return text_reply(text or "", usage, raw, truncated, request["max_tokens"])
