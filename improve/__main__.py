@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .loop import Refinement, load_run_config
 from .schema import register_configs
-from .train import CONFIG_DIR
+from .paths import CONFIG_DIR
 
 register_configs()
 if not OmegaConf.has_resolver("run_dir"):

@@ -12,12 +12,20 @@ def short(text: str, width: int) -> str:
 USUAL_AUTHORS = ("architect", "engineer", "engineers")  # anyone else is named on the round line
 
 
+def evidence_text(evidence) -> str:
+    """'±0.0123 p 0.31': half the 95% interval of the paired difference, and its one-sided p-value."""
+    if evidence is None:
+        return " " * 15
+    low, high = evidence.interval
+    return f"±{(high - low) / 2:.4f} p {evidence.p_value:.2f}"
+
+
 def console_line(r: int, group: str, change: str, val: Optional[float], delta: Optional[float], decision: str,
                  seconds: float, reason: Optional[str] = None, llm: Optional[dict] = None,
-                 author: Optional[str] = None) -> str:
+                 author: Optional[str] = None, evidence=None) -> str:
     val_s = f"{val:.4f}" if val is not None else "  -   "
     delta_s = f"{delta:+.4f}" if delta is not None else "   -   "
-    line = (f"round {r:>2}  {group:<22} {short(change, 48):<48} val {val_s}  Δ {delta_s}  "
+    line = (f"round {r:>2}  {group:<22} {short(change, 48):<48} val {val_s}  Δ {delta_s} {evidence_text(evidence)}  "
             f"[{STYLE.get(decision, 'white')}]{decision:<8}[/] {seconds:6.1f} s")
     if llm and llm.get("calls"):
         line += f"  {llm['input_tokens'] + llm['output_tokens']:,} tok ${llm['cost_usd']:.4f}"
@@ -48,16 +56,16 @@ class LoopConsole:
 
     def round(self, r: int, group: str, change: str, val: Optional[float], delta: Optional[float], decision: str,
               seconds: float, reason: Optional[str] = None, llm: Optional[dict] = None,
-              author: Optional[str] = None) -> None:
-        self.say(console_line(r, group, change, val, delta, decision, seconds, reason, llm, author))
+              author: Optional[str] = None, evidence=None) -> None:
+        self.say(console_line(r, group, change, val, delta, decision, seconds, reason, llm, author, evidence))
 
     def final(self, result: Dict[str, Any], best_dir: Path, min_accuracy: float) -> None:
         if result["incumbent_round"] is None:
             self.say("no round succeeded: nothing to evaluate", "red")
             return
         self.say(f"[bold green]best: round {result['incumbent_round']}, val acc {result['val_acc']:.4f}, test acc "
-                 f"{result['test_acc']:.4f}[/] ({result['rounds']} rounds; round 0 test acc "
-                 f"{result['round0_test_acc']}) -> {best_dir}")
+                 f"{result['test_acc']:.4f}[/] (validation-to-test gap {result['val_acc'] - result['test_acc']:+.4f}; "
+                 f"{result['rounds']} rounds; round 0 test acc {result['round0_test_acc']}) -> {best_dir}")
         if result.get("llm"):
             t = result["llm"]
             self.say(f"LLM: {t['calls']} calls, {t['input_tokens']:,} input + {t['output_tokens']:,} output tokens, "

@@ -7,7 +7,7 @@ from omegaconf import OmegaConf
 
 from .export import export
 from .incumbent import IncumbentDir, atomic_copy
-from .inference import predict_test_split
+from .inference import predict_split
 from .journal import Journal, State
 from .record import write_json
 
@@ -29,13 +29,13 @@ def finish(run_dir: Path, state: State, journal: Journal, incumbent: IncumbentDi
             f"#   python -m improve.train --config-path={best.resolve()} --config-name=config\n"
             + yaml.safe_dump({**train_cfg, "test": True}, sort_keys=False))
         atomic_copy(incumbent.checkpoint, best / "best.ckpt")
-        test = predict_test_split(OmegaConf.create(train_cfg), incumbent.checkpoint)
+        test = predict_split(OmegaConf.create(train_cfg), incumbent.checkpoint)
         write_json(run_dir / "test_predictions.json", test)
         first_ckpt = run_dir / "rounds" / "00" / "checkpoints" / "best.ckpt"
         if inc["round"] != 0 and 0 in state.proposals and first_ckpt.is_file():
             # reported, never used for selection: how much the refinement gained over the first pipeline
             first_cfg = OmegaConf.create(train_config(state.proposals[0]["pipeline"], best))
-            result["round0_test_acc"] = round(predict_test_split(first_cfg, first_ckpt)["acc"], 4)
+            result["round0_test_acc"] = round(predict_split(first_cfg, first_ckpt)["acc"], 4)
         else:
             result["round0_test_acc"] = round(test["acc"], 4) if inc["round"] == 0 else None
         export(run_dir)

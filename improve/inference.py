@@ -91,17 +91,18 @@ class Predictor:
         return out, bad
 
 
-def predict_test_split(config: DictConfig, checkpoint: Path) -> Dict[str, Any]:
-    """Predictions of a checkpoint on the run's test split: {"classes", "y_true", "y_pred", "acc"}."""
+def predict_split(config: DictConfig, checkpoint: Path, split: str = "test") -> Dict[str, Any]:
+    """Predictions of a checkpoint on the run's test or validation split, image by image in a fixed order:
+    {"classes", "y_true", "y_pred", "acc"}. Two checkpoints of one run are compared on the same images."""
     from .data import ImageDataModule
-    from .train import project_path
+    from .paths import project_path
 
     predictor = Predictor(config, checkpoint)
     dm = ImageDataModule(config.dataset, config.augment.image_size, project_path(config.paths.cache_dir),
                          project_path(config.dataset.path), batch_size=128)
     splits = dm.prepare()
-    images, labels = splits.cached.arrays(splits.test_split)
-    order = np.sort(splits.test)
+    images, labels = splits.cached.arrays(splits.test_split if split == "test" else "train")
+    order = np.sort(splits.test if split == "test" else splits.val)
     y_pred = predictor.predict_arrays(np.asarray(images[order])).argmax(1)
     y_true = labels[order]
     return {"classes": predictor.class_names, "y_true": y_true.tolist(), "y_pred": y_pred.tolist(),

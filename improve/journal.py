@@ -63,6 +63,8 @@ class State:
         self.final: Optional[Dict[str, Any]] = None
         self.pinned: Dict[str, Dict[str, Any]] = {}  # the user's command-line pipeline values for round 0
         self.llm_trouble: List[Dict[str, Any]] = []  # failed or unusable LLM calls, and fallbacks to the expert
+        self.extra_runs = 0  # confirmation and noise-floor training runs (they count against loop.rounds)
+        self.noise_floor: Optional[Dict[str, Any]] = None
         for e in events:
             kind = e["event"]
             if kind == "start":
@@ -78,6 +80,10 @@ class State:
                                       "val_acc": e["val_acc"], "summary": e["summary"]}
             elif kind == "end":
                 self.final = e
+            elif kind == "confirmation":
+                self.extra_runs += 1
+            elif kind == "noise_floor":
+                self.noise_floor = e
             if kind == "llm_fallback" or (kind == "llm_call" and e.get("error")):
                 self.llm_trouble.append(e)
 

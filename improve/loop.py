@@ -20,8 +20,10 @@ from typing import Any, Dict, List, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
+from .acceptance import Evidence, load_correct, paired_evidence
 from .agents import Context, RoundSkipped, make_agent
 from .candidate import Candidate
+from .confirm import Confirmer
 from .console import LoopConsole
 from .finish import finish
 from .history import curve_summary
@@ -34,7 +36,7 @@ from .report import write_report
 from .rounds import train_config, train_in_process, warm_up
 from .rules import decide, stop_reason
 from .schema import EDITABLE_GROUPS
-from .train import project_path
+from .paths import project_path
 
 HISTORY_ROUNDS = 12  # rounds the agents see in full; older ones are only counted
 SETTINGS = ("loop", "constraints", "llm", "hardware")  # what a resume may change
@@ -86,6 +88,7 @@ class Refinement:
         constraints = OmegaConf.to_container(cfg.constraints)
         shape = (self.profile["num_classes"], self.profile["channels"])
         self.incumbent = IncumbentDir(self.run_dir, *shape, constraints)
+        self.confirmer = Confirmer(self.run_dir, self.journal, self.console, cfg.seed, self._train_seed)
         self.proposer = Proposer(self.agent, self.journal, self.console, cfg.loop, self._defaults(), *shape,
                                  constraints, pinned=state.pinned)
         human = self._hand_edit(state, hand_overrides)
@@ -94,7 +97,8 @@ class Refinement:
             state = State.of(self.journal)
             r = state.next_round
             spent = state.seconds_before(self.session_wall) + (time.perf_counter() - self.session_start)
-            stop = stop_reason(r, cfg.loop.rounds, state.incumbent_val, cfg.loop.target, spent, cfg.loop.time_budget)
+            stop = stop_reason(r + state.extra_runs, cfg.loop.rounds, state.incumbent_val, cfg.loop.target, spent,
+                               cfg.loop.time_budget)
             if stop:
                 self.console.say(f"stopping: {stop}")
                 break
@@ -187,25 +191,50 @@ class Refinement:
                 self.incumbent.sync(State.of(self.journal).incumbent, force=True)
         start = time.perf_counter()
         metrics = self._train(r, candidate.pipeline)
-        seconds = round(time.perf_counter() - start, 1)
         val = metrics.get("best_val_acc") if metrics.get("status") == "ok" else None
-        verdict = decide(val, state.incumbent_val, self.cfg.loop.min_delta)
+        loop = self.cfg.loop
+        verdict = decide(val, state.incumbent_val, loop.min_delta, loop.accept,
+                         self._evidence(r, state) if val is not None else None, loop.alpha)
+        if verdict.unproven:  # a gain the validation set cannot tell from noise: more seeds of both decide
+            pooled = self.confirmer.pooled(r, {"round": r, "pipeline": candidate.pipeline}, state.incumbent,
+                                           loop.confirm_seeds)
+            verdict = decide(val, state.incumbent_val, loop.min_delta, loop.accept, pooled, loop.alpha, pooled=True)
+        if r == 0 and val is not None and loop.noise_floor:
+            self.confirmer.noise_floor(candidate.pipeline)
+        seconds = round(time.perf_counter() - start, 1)  # confirmation runs included: they count against the budget
         if verdict.decision == "kept":
             self.incumbent.promote(r, candidate.pipeline, val)
         else:  # its checkpoint is no one's starting point (rounds write no last.ckpt)
             (self.run_dir / "rounds" / f"{r:02d}" / "checkpoints" / "best.ckpt").unlink(missing_ok=True)
         reason = None if val is not None else (metrics.get("error") or "no metrics.json written")
         llm = self._llm_usage(r)
+        evidence = verdict.evidence.journal() if verdict.evidence else {}
         self.journal.append("decision", round=r, author=candidate.author, group=candidate.group,
                             decision=verdict.decision, val_acc=val, incumbent_val=state.incumbent_val,
-                            delta=verdict.delta, changes=changes, summary=curve_summary(metrics), seconds=seconds,
+                            delta=verdict.delta, rule=verdict.rule, **{k: v for k, v in evidence.items() if k != "delta"},
+                            changes=changes, summary=curve_summary(metrics), seconds=seconds,
                             reason=reason, config_sha=self.incumbent.config_sha(), llm=llm)
         self.console.round(r, candidate.group, ", ".join(changes) or "-", val, verdict.delta, verdict.decision,
-                           seconds, reason, llm, candidate.author)
+                           seconds, reason, llm, candidate.author, verdict.evidence)
         write_report(self.run_dir, State.of(self.journal))
+
+    def _evidence(self, r: int, state: State) -> Optional[Evidence]:
+        """Round r against the incumbent, image by image on the validation split; None without both predictions."""
+        if state.incumbent is None:
+            return None
+        mine = load_correct(self.run_dir / "rounds" / f"{r:02d}" / "val_predictions.json")
+        theirs = load_correct(self.run_dir / "rounds" / f"{state.incumbent['round']:02d}" / "val_predictions.json")
+        if mine is None or theirs is None or mine.shape != theirs.shape:
+            return None
+        return paired_evidence(mine, theirs)
 
     def _train_config(self, pipeline: Dict[str, Dict], output_dir: Path) -> Dict[str, Any]:
         return train_config(self.cfg, pipeline, output_dir)
+
+    def _train_seed(self, pipeline: Dict[str, Dict], rd: Path, seed: int) -> Dict[str, Any]:
+        """A confirmation run: the pipeline with another seed, in its own folder."""
+        config = {**self._train_config(pipeline, rd), "seed": seed}
+        return train_in_process(config, rd, self.cfg.loop.round_timeout)
 
     def _train(self, r: int, pipeline: Dict[str, Dict]) -> Dict[str, Any]:
         rd = self.run_dir / "rounds" / f"{r:02d}"

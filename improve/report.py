@@ -23,15 +23,29 @@ def write_report(run_dir: Path, state) -> Path:
         lines.append(f"Incumbent: round {inc['round']}, validation accuracy **{inc['val_acc']:.4f}**.")
     if state.final and state.final.get("test_acc") is not None:
         lines.append(f"Final test accuracy of the incumbent (evaluated once, at the end): "
-                     f"**{state.final['test_acc']:.4f}**"
+                     f"**{state.final['test_acc']:.4f}**, {state.final['val_acc'] - state.final['test_acc']:+.4f} "
+                     f"below its selected validation accuracy"
                      + (f" (the first pipeline, round 0: {state.final['round0_test_acc']:.4f})."
                         if state.final.get("round0_test_acc") is not None else "."))
+    if state.noise_floor:
+        nf = state.noise_floor
+        lines += ["", f"Noise floor: round 0's pipeline trained again with another seed moved validation accuracy by "
+                      f"{nf['delta']:+.4f} (95% interval [{nf['delta_interval'][0]:+.4f}, "
+                      f"{nf['delta_interval'][1]:+.4f}]; {nf['wins'] + nf['losses']} of {nf['n']} images changed)."]
+    rules = sorted({d.get("rule") for d in state.decisions.values() if d.get("rule")})
+    if rules:
+        lines += ["", f"Decision rule: {', '.join(rules)}. Δ is the candidate's validation accuracy minus the "
+                      f"incumbent's, with its 95% interval and the one-sided exact McNemar p-value, both from the "
+                      f"same validation images (greedy keeps any gain; paired only a significant one)."]
     lines += ["", "| round | author | group | change | rationale | val acc | Δ | decision | seconds | tokens | cost |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(state.decisions):
         d, p = state.decisions[r], state.proposals.get(r, {})
         val = f"{d['val_acc']:.4f}" if d["val_acc"] is not None else "-"
         delta = f"{d['delta']:+.4f}" if d["delta"] is not None else "-"
+        if d.get("delta_interval"):
+            low, high = d["delta_interval"]
+            delta += f" [{low:+.3f}, {high:+.3f}], p {d['p_value']:.2f}"
         decision = d["decision"] + (f" ({_short(d['reason'], 120)})" if d.get("reason") else "")
         lines.append(f"| {r} | {d['author']} | {d['group']} | {_cell('; '.join(d['changes'])[:300] or '-')} | "
                      f"{_cell(_short(p.get('rationale') or d.get('reason') or '', 160))} | {val} | {delta} | "

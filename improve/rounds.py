@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .record import write_json
 from .schema import EDITABLE_GROUPS
-from .train import PROJECT_ROOT
+from .paths import PROJECT_ROOT
 
 PRELOAD = ["improve.train"]  # what the forkserver imports once, before any round
 
@@ -39,7 +39,8 @@ def train_config(cfg: DictConfig, pipeline: Dict[str, Dict], output_dir: Path) -
     return {"dataset": plain["dataset"], **{g: pipeline[g] for g in EDITABLE_GROUPS}, "hardware": plain["hardware"],
             "paths": {"data_dir": plain["paths"]["data_dir"], "cache_dir": plain["paths"]["cache_dir"],
                       "output_dir": str(output_dir)},
-            "seed": cfg.seed, "test": False, "ckpt_path": None, "recipe": None, "save_last": False}
+            "seed": cfg.seed, "test": False, "ckpt_path": None, "recipe": None, "save_last": False,
+            "save_val_predictions": True}
 
 
 def _context() -> multiprocessing.context.BaseContext:

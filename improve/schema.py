@@ -147,6 +147,8 @@ class TrainConfig(Groups):
     test: bool = _f(True, "evaluate the best checkpoint on the test split after training")
     ckpt_path: Optional[str] = _f(None, "resume training from this checkpoint (e.g. <run>/checkpoints/last.ckpt)")
     save_last: bool = _f(True, "also write checkpoints/last.ckpt after every epoch, to resume this run with ckpt_path")
+    save_val_predictions: bool = _f(False, "write val_predictions.json: the best checkpoint's prediction for every "
+                                           "validation image (the refinement loop's paired decisions use it)")
     recipe: Optional[str] = _f(None, "name of the recipe the pipeline started from (set by recipe files)")
 
 
@@ -156,6 +158,15 @@ class LoopConfig:
     time_budget: float = _f(0.0, "stop starting new rounds after this many seconds; 0 = no limit", ge=0.0)
     target: float = _f(0.0, "stop early once validation accuracy reaches this; 0 = off", ge=0.0, le=1.0)
     min_delta: float = _f(0.0, "keep a candidate only if val accuracy beats the incumbent by more than this", ge=0.0)
+    accept: str = _f("greedy", "greedy: keep any gain above min_delta (the paper's rule); paired: keep only a gain "
+                               "significant on the same validation images (exact McNemar p < alpha); confirm: "
+                               "paired, and a gain not yet significant is retrained with more seeds",
+                     choices=["greedy", "paired", "confirm"])
+    alpha: float = _f(0.05, "significance level of loop.accept=paired and confirm", gt=0.0, lt=1.0)
+    confirm_seeds: int = _f(2, "loop.accept=confirm: extra seeds a promising, unproven candidate (and its incumbent) "
+                               "are trained with; each run counts against loop.rounds", ge=1, le=10)
+    noise_floor: bool = _f(False, "train round 0's pipeline once more with another seed and show how far chance alone "
+                                  "moves validation accuracy (one extra training run)")
     strategy: str = _f("iterative", "iterative: one group a round; all_at_once: every group every round (no-IR ablation)",
                        choices=["iterative", "all_at_once"])
     init: str = _f("unified", "unified: the architect writes the whole first pipeline; sequential: one group at a time",

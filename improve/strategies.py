@@ -26,7 +26,7 @@ from omegaconf import OmegaConf, open_dict
 from rich.console import Console
 
 from .agents.heuristic import COARSE_DROPOUT, COLOR_JITTER, SCRATCH_LADDER, flips_allowed
-from .inference import predict_test_split
+from .inference import predict_split
 from .journal import Journal, State
 from .loop import Refinement
 from .rounds import train_config, train_in_process
@@ -104,7 +104,7 @@ def run_search(cfg, out: Path, strategy: str, runs: int, base: Dict[str, Dict], 
             best = (val, config, rd)
         else:
             shutil.rmtree(rd / "checkpoints", ignore_errors=True)
-    test = predict_test_split(OmegaConf.create(best[1]), best[2] / "checkpoints" / "best.ckpt")["acc"] if best else None
+    test = predict_split(OmegaConf.create(best[1]), best[2] / "checkpoints" / "best.ckpt")["acc"] if best else None
     return {"vals": vals, "test_acc": test, "failed": sum(v is None for v in vals)}
 
 

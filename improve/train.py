@@ -29,23 +29,12 @@ from .augment import build_train_transform, check_transform_output
 from .data import ImageDataModule
 from .models import check_model_name, count_parameters
 from .module import Classifier
-from .record import EpochHistory, RunRecord
+from .record import EpochHistory, RunRecord, write_json
 from .schema import EDITABLE_GROUPS, register_configs
 from .schema_meta import check_ranges
+from .paths import CONFIG_DIR, project_path
 
 log = logging.getLogger("improve.train")
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-CONFIG_DIR = PROJECT_ROOT / "conf"
-
-
-def project_path(path: Optional[str]) -> Optional[Path]:
-    """A config path as an absolute Path: relative ones are taken from the project root, not the cwd."""
-    if path is None:
-        return None
-    p = Path(str(path)).expanduser()
-    return p if p.is_absolute() else PROJECT_ROOT / p
-
-
 def compose_config(name: str, overrides: List[str], output_dir: Optional[Path] = None,
                    cache_dir: Optional[Path] = None) -> DictConfig:
     """Compose `conf/<name>.yaml` with overrides outside a Hydra app (tests, benchmarks, notebooks)."""
@@ -144,6 +133,10 @@ def _run(cfg: DictConfig, out: Path, record: RunRecord) -> None:
         record.data["timings"]["fit_s"] = round(time.perf_counter() - t_fit, 3)
         record.update(checkpoint=_relative(checkpoint.best_model_path, out),
                       last_checkpoint=_relative(checkpoint.last_model_path, out))
+        if cfg.save_val_predictions and trainer.is_global_zero and checkpoint.best_model_path:
+            from .inference import predict_split
+
+            write_json(out / "val_predictions.json", predict_split(cfg, Path(checkpoint.best_model_path), "val"))
         if cfg.test:
             t_test = time.perf_counter()
             results = trainer.test(model, datamodule=data, ckpt_path=checkpoint.best_model_path or None,

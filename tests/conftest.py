@@ -15,7 +15,8 @@ import pytest
 from omegaconf import DictConfig, open_dict
 
 from improve.journal import Journal
-from improve.train import PROJECT_ROOT, compose_config
+from improve.paths import PROJECT_ROOT
+from improve.train import compose_config
 
 from .llm_server import SECRET
 

@@ -13,7 +13,8 @@ from improve.augment import build_train_transform, check_transform_output
 from improve.models import build_model
 from improve.schema import EDITABLE_GROUPS, GROUP_SCHEMAS, PathsConfig, RefineConfig, TrainConfig, group_defaults
 from improve.schema_meta import check_ranges, field_docs
-from improve.train import CONFIG_DIR, PROJECT_ROOT, validate
+from improve.paths import CONFIG_DIR, PROJECT_ROOT
+from improve.train import validate
 
 GROUPS = ["dataset", "augment", "model", "trainer", "hardware"]
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONFIG_DIR / g).glob("*.yaml"))]

@@ -8,7 +8,8 @@ import pytest
 from improve import cache as cache_module
 from improve.data import ImageDataModule
 from improve.sources import DatasetMissingError, open_source
-from improve.train import project_path, train
+from improve.paths import project_path
+from improve.train import train
 
 from . import fixtures
 from .conftest import run_cli

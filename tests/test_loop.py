@@ -15,9 +15,9 @@ from rich.console import Console
 
 import improve.__main__  # noqa: F401  (registers the run_dir resolver)
 from improve.agents import Choice, Edit, HeuristicAgent
-from improve.journal import Journal
+from improve.journal import Journal, State
 from improve.loop import Refinement, load_run_config
-from improve.train import PROJECT_ROOT
+from improve.paths import PROJECT_ROOT
 
 from .conftest import LOOP_FAST, decisions, run_cli
 
@@ -243,3 +243,30 @@ def test_resume_applies_setting_overrides_and_a_group_option_brings_its_whole_gr
     loaded = load_run_config(tmp_path, overrides, compose_loop(*overrides))
     assert loaded.loop.rounds == 7 and loaded.hardware.num_workers == 3 and loaded.llm.provider == "heuristic"
     assert loaded.seed == saved.seed and loaded.resume == str(tmp_path)  # a run's seed is its own
+
+
+def test_paired_rule_runs_end_to_end_and_every_judged_decision_carries_its_evidence(tmp_path, compose_loop):
+    cfg = compose_loop("loop.rounds=2", "loop.accept=paired")
+    out = io.StringIO()
+    Refinement(cfg, tmp_path / "run", console=Console(file=out, width=250)).run()
+    ds = decisions(tmp_path / "run")
+    judged = [d for d in ds[1:] if d["decision"] in ("kept", "reverted")]
+    assert judged and all(d["rule"] == "paired" and len(d["delta_interval"]) == 2 and 0 <= d["p_value"] <= 1
+                          for d in judged)
+    assert all(d["n"] == len(json.loads((tmp_path / "run" / "rounds" / "00" / "val_predictions.json").read_text())
+                             ["y_true"]) for d in judged)
+    round_lines = [line for line in out.getvalue().splitlines() if line.startswith("round  ")]
+    assert all("±" in line and " p " in line for line in round_lines[1:])  # round 0 has nothing to compare with
+    assert "Decision rule: paired" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_confirm_rule_with_a_noise_floor_counts_its_extra_runs_against_the_rounds(tmp_path, compose_loop):
+    cfg = compose_loop("loop.rounds=3", "loop.accept=confirm", "loop.confirm_seeds=1", "loop.noise_floor=true")
+    out = io.StringIO()
+    Refinement(cfg, tmp_path / "run", console=Console(file=out, width=250)).run()
+    events = Journal(tmp_path / "run" / "journal.jsonl").events()
+    state = State(events)
+    assert state.noise_floor is not None and "noise floor:" in out.getvalue()
+    assert len(state.decisions) + state.extra_runs in (4, 5)  # 3 rounds after round 0, the last may overshoot
+    assert all(d["rule"] == "confirm" for r, d in state.decisions.items() if r > 0 and d["decision"] != "invalid")
+    assert "Noise floor:" in (tmp_path / "run" / "report.md").read_text()

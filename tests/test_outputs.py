@@ -33,7 +33,7 @@ def write_test_split_as_pngs(run, folder):
     predictions = json.loads((run / "test_predictions.json").read_text())
     predictor = Predictor.from_run(run)
     from improve.data import ImageDataModule
-    from improve.train import project_path
+    from improve.paths import project_path
 
     cfg = predictor.cfg
     splits = ImageDataModule(cfg.dataset, cfg.augment.image_size, project_path(cfg.paths.cache_dir),

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from improve.journal import Journal
-from improve.train import PROJECT_ROOT
+from improve.paths import PROJECT_ROOT
 
 from .conftest import LOOP_FAST, run_cli
 

@@ -7,7 +7,8 @@ from omegaconf import OmegaConf
 
 from improve.rounds import train_config, train_in_process
 from improve.schema import EDITABLE_GROUPS
-from improve.train import PROJECT_ROOT, compose_config
+from improve.paths import PROJECT_ROOT
+from improve.train import compose_config
 
 
 def test_unguarded_script_gets_a_round_error_that_names_the_main_guard(tmp_path, cache_dir):

@@ -1,0 +1,14 @@
+"""Where the project lives: its root, its configs, and config paths resolved from the root (never the cwd)."""
+from pathlib import Path
+from typing import Optional
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = PROJECT_ROOT / "conf"
+
+
+def project_path(path: Optional[str]) -> Optional[Path]:
+    """A config path as an absolute Path: relative ones are taken from the project root, not the cwd."""
+    if path is None:
+        return None
+    p = Path(str(path)).expanduser()
+    return p if p.is_absolute() else PROJECT_ROOT / p
