@@ -209,9 +209,10 @@ def main(argv=None) -> None:
     speed.add_argument("overrides", nargs="*", default=["trainer.epochs=5"],
                        help="train.yaml overrides for the throughput run (default: digits, default pipeline)")
     strat = sub.add_parser("strategies", parents=[common],
-                           help="equal-budget study: zero_shot, iterative, all_at_once, random, optuna")
-    strat.add_argument("--datasets", default="digits,shapes", help="comma-separated dataset configs")
-    strat.add_argument("--seeds", type=int, default=2, help="seeds 0..S-1")
+                           help="equal-budget study: zero_shot(_long), iterative (greedy, paired, confirm), "
+                                "all_at_once, random, optuna")
+    strat.add_argument("--datasets", default="digits,shapes,shapes_hard", help="comma-separated dataset configs")
+    strat.add_argument("--seeds", type=int, default=3, help="seeds 0..S-1")
     strat.add_argument("--runs", type=int, default=4, help="training runs per strategy (zero_shot: 1)")
     strat.add_argument("--epochs", type=int, default=3, help="epochs of every training run")
     strat.add_argument("--strategies", default=",".join(STRATEGIES), help="comma-separated subset")

@@ -2,9 +2,13 @@
 
 Every strategy gets the same number of training runs per (dataset, seed), the same epochs per
 run and the same hardware; each run is `python -m improve.train` in its own process:
-  zero_shot    the architect's first pipeline only (the paper's baseline; 1 run)
-  iterative    the refinement loop, one group a round
-  all_at_once  every group edited every round (the paper's no-IR ablation)
+  zero_shot         the architect's first pipeline only (the paper's baseline; 1 run)
+  zero_shot_long    that pipeline trained once with the whole budget's epochs (what a practitioner tries first)
+  iterative         the refinement loop, one group a round, keeping any gain (loop.accept=greedy)
+  iterative_paired  the same, keeping only significant gains (loop.accept=paired)
+  iterative_confirm the same, retraining unproven gains with more seeds (loop.accept=confirm; the extra runs
+                    come out of the budget)
+  all_at_once       every group edited every round (the paper's no-IR ablation)
   random       random search over the agent-editable keys (Optuna's RandomSampler)
   optuna       TPE over the same space (Optuna's TPESampler)
 random and optuna start from the same label-safe base as the agents (the architect's pipeline)
@@ -32,7 +36,9 @@ from .loop import Refinement
 from .rounds import train_config, train_in_process
 from .train import compose_config
 
-STRATEGIES = ["zero_shot", "iterative", "all_at_once", "random", "optuna"]
+LOOPS = {"zero_shot": "greedy", "zero_shot_long": "greedy", "iterative": "greedy", "iterative_paired": "paired",
+         "iterative_confirm": "confirm", "all_at_once": "greedy"}  # strategy -> loop.accept
+STRATEGIES = [*LOOPS, "random", "optuna"]
 log = logging.getLogger("improve.bench")
 
 
@@ -68,15 +74,18 @@ def _loop_cfg(dataset: str, seed: int, epochs: int, out: Path, cache_dir: Path, 
                                      *extra], out, cache_dir)
 
 
-def run_loop(cfg, out: Path, strategy: str, runs: int) -> Dict[str, Any]:
+def run_loop(cfg, out: Path, strategy: str, runs: int, overrides: Optional[List[str]] = None) -> Dict[str, Any]:
     with open_dict(cfg):
         cfg.loop.rounds = runs - 1
         cfg.loop.strategy = "all_at_once" if strategy == "all_at_once" else "iterative"
-    result = Refinement(cfg, out, console=Console(file=io.StringIO())).run()
+        cfg.loop.accept = LOOPS[strategy]
+    result = Refinement(cfg, out, overrides, console=Console(file=io.StringIO())).run()
     state = State(Journal(out / "journal.jsonl").events())
     vals = [state.decisions[r]["val_acc"] for r in sorted(state.decisions)]
+    trained = [d for d in state.decisions.values() if d["decision"] not in ("invalid", "skipped")]
     failed = sum(d["decision"] in ("failed", "invalid", "skipped") for d in state.decisions.values())
-    return {"vals": vals, "test_acc": result["test_acc"], "failed": failed}
+    return {"vals": vals, "test_acc": result["test_acc"], "selected_val": result["val_acc"], "failed": failed,
+            "train_runs": len(trained) + state.extra_runs, "train_s": round(sum(d["seconds"] for d in trained), 1)}
 
 
 def run_search(cfg, out: Path, strategy: str, runs: int, base: Dict[str, Dict], profile: Dict[str, Any],
@@ -88,13 +97,16 @@ def run_search(cfg, out: Path, strategy: str, runs: int, base: Dict[str, Dict], 
                optuna.samplers.TPESampler(seed=cfg.seed, n_startup_trials=max(1, runs // 3)))
     study = optuna.create_study(direction="maximize", sampler=sampler)
     vals: List[Optional[float]] = []
+    seconds = 0.0
     best: Optional[tuple] = None
     for i in range(runs):
         trial = study.ask()
         pipeline = search_space(trial, base, profile)
         rd = out / "trials" / f"{i:02d}"
         config = train_config(cfg, pipeline, rd)
+        start = time.perf_counter()
         metrics = train_in_process(config, rd, timeout)
+        seconds += time.perf_counter() - start
         val = metrics.get("best_val_acc") if metrics.get("status") == "ok" else None
         study.tell(trial, val if val is not None else float("nan"))
         vals.append(val)
@@ -105,7 +117,8 @@ def run_search(cfg, out: Path, strategy: str, runs: int, base: Dict[str, Dict], 
         else:
             shutil.rmtree(rd / "checkpoints", ignore_errors=True)
     test = predict_split(OmegaConf.create(best[1]), best[2] / "checkpoints" / "best.ckpt")["acc"] if best else None
-    return {"vals": vals, "test_acc": test, "failed": sum(v is None for v in vals)}
+    return {"vals": vals, "test_acc": test, "selected_val": best[0] if best else None,
+            "failed": sum(v is None for v in vals), "train_runs": runs, "train_s": round(seconds, 1)}
 
 
 def run_unit(dataset: str, strategy: str, seed: int, runs: int, epochs: int, out: Path, cache_dir: Path,
@@ -116,7 +129,11 @@ def run_unit(dataset: str, strategy: str, seed: int, runs: int, epochs: int, out
     if unit_dir.exists():
         shutil.rmtree(unit_dir)  # an interrupted unit starts afresh
     cfg = _loop_cfg(dataset, seed, epochs, unit_dir, cache_dir, extra)
-    if strategy in ("zero_shot", "iterative", "all_at_once"):
+    if strategy == "zero_shot_long":  # one run with every epoch of the budget, the user's value kept in round 0
+        long = [f"trainer.epochs={runs * epochs}"]
+        cfg = _loop_cfg(dataset, seed, runs * epochs, unit_dir, cache_dir, [*extra, *long])
+        result = run_loop(cfg, unit_dir, strategy, 1, long)
+    elif strategy in LOOPS:
         result = run_loop(cfg, unit_dir, strategy, 1 if strategy == "zero_shot" else runs)
     else:
         zero = out / dataset / "zero_shot" / f"seed{seed}"
@@ -146,18 +163,22 @@ def _mean_std(values: List[float]) -> str:
 
 def summarise(results: Dict[str, Dict], datasets: List[str], strategies: List[str], seeds: List[int],
               runs: int) -> str:
-    lines = ["| dataset | strategy | runs | best val acc | final test acc | failed runs | wall time (s) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| dataset | strategy | training runs | selected val acc | final test acc | optimism (val - test) | "
+             "failed runs | training s |", "|---|---|---|---|---|---|---|---|"]
     for d in datasets:
         for s in strategies:
             units = [results[f"{d}/{s}/{seed}"] for seed in seeds if f"{d}/{s}/{seed}" in results]
             if not units:
                 continue
-            best_vals = [max([v for v in u["vals"] if v is not None], default=None) for u in units]
-            lines.append(f"| {d} | {s} | {len(units[0]['vals'])} | {_mean_std(best_vals)} | "
-                         f"{_mean_std([u['test_acc'] for u in units])} | {sum(u['failed'] for u in units)} | "
-                         f"{np.mean([u['wall_s'] for u in units]):.0f} |")
-    return "\n".join(lines) + f"\n\nMean ± std over seeds {seeds}; budget {runs} training runs per strategy.\n"
+            selected = [u.get("selected_val") for u in units]
+            optimism = [v - u["test_acc"] for v, u in zip(selected, units) if v is not None and u["test_acc"] is not None]
+            lines.append(f"| {d} | {s} | {np.mean([u.get('train_runs', len(u['vals'])) for u in units]):.1f} | "
+                         f"{_mean_std(selected)} | {_mean_std([u['test_acc'] for u in units])} | "
+                         f"{_mean_std(optimism)} | {sum(u['failed'] for u in units)} | "
+                         f"{np.mean([u.get('train_s', u['wall_s']) for u in units]):.0f} |")
+    return "\n".join(lines) + (f"\n\nMean ± std over seeds {seeds}; budget {runs} training runs per strategy "
+                               f"(zero_shot: 1; zero_shot_long: 1 run of all the budget's epochs). Optimism is the "
+                               f"selected validation accuracy minus the final test accuracy.\n")
 
 
 def plot(results: Dict[str, Dict], datasets: List[str], strategies: List[str], seeds: List[int], runs: int,

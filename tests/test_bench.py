@@ -5,6 +5,7 @@ import json
 from rich.console import Console
 
 from improve.bench import bench_flip, main
+from improve.journal import Journal
 
 
 def test_horizontal_flip_scores_clearly_lower_on_the_orientation_task(tmp_path):
@@ -37,13 +38,17 @@ def test_strategy_study_at_toy_size_writes_table_plot_json_and_resumes(tmp_path,
     from improve import strategies
 
     out = tmp_path / "study"
-    result = strategies.study(["digits"], ["iterative", "random"], [0], runs=2, epochs=1, out=out,
+    result = strategies.study(["digits"], ["iterative", "zero_shot_long", "random"], [0], runs=2, epochs=1, out=out,
                               extra=["dataset.max_train=150"], console=Console(file=io.StringIO()))
     raw = json.loads((out / "results.json").read_text())
-    assert set(raw) == {"digits/zero_shot/0", "digits/iterative/0", "digits/random/0"}  # zero_shot: the base
+    assert set(raw) == {"digits/zero_shot/0", "digits/zero_shot_long/0", "digits/iterative/0",
+                        "digits/random/0"}  # zero_shot: the searches' base
     assert len(raw["digits/zero_shot/0"]["vals"]) == 1 and len(raw["digits/iterative/0"]["vals"]) == 2
-    assert all(u["test_acc"] is not None for u in raw.values())
-    assert "| digits | random | 2 |" in (out / "table.md").read_text() and "± " in result["table"]
+    assert all(u["test_acc"] is not None and u["selected_val"] is not None and u["train_s"] > 0 for u in raw.values())
+    long = Journal(out / "digits" / "zero_shot_long" / "seed0" / "journal.jsonl").events()
+    assert next(e for e in long if e["event"] == "proposal")["pipeline"]["trainer"]["epochs"] == 2  # 2 runs x 1
+    table = (out / "table.md").read_text()
+    assert "| digits | random | 2.0 |" in table and "optimism" in table and "± " in result["table"]
     assert (out / "strategies.png").stat().st_size > 5000
 
     def no_more_training(*args, **kwargs):
