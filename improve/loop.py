@@ -31,7 +31,7 @@ from .incumbent import IncumbentDir, atomic_text
 from .journal import Journal, State
 from .llm import BudgetExhausted
 from .profile import dataset_profile, pretrained_reachable
-from .proposals import Proposer, pinned_values
+from .proposals import Proposer, override_key, pinned_values, pipeline_overrides
 from .report import write_report
 from .rounds import train_config, train_in_process, warm_up
 from .rules import decide, stop_reason
@@ -40,15 +40,6 @@ from .paths import project_path
 
 HISTORY_ROUNDS = 12  # rounds the agents see in full; older ones are only counted
 SETTINGS = ("loop", "constraints", "llm", "hardware")  # what a resume may change
-
-
-def override_key(override: str) -> str:
-    """'trainer.lr=0.01' -> 'trainer.lr'; '+model.kwargs.x=1' -> 'model.kwargs.x'."""
-    return override.lstrip("+~").split("=", 1)[0]
-
-
-def pipeline_overrides(overrides: List[str]) -> List[str]:
-    return [o for o in overrides if override_key(o).split(".")[0] in EDITABLE_GROUPS]
 
 
 class Refinement:

@@ -141,6 +141,16 @@ def _authors(names: List[str]) -> str:
     return "+".join(dict.fromkeys(names))
 
 
+def override_key(override: str) -> str:
+    """'trainer.lr=0.01' -> 'trainer.lr'; '+model.kwargs.x=1' -> 'model.kwargs.x'."""
+    return override.lstrip("+~").split("=", 1)[0]
+
+
+def pipeline_overrides(overrides: List[str]) -> List[str]:
+    """The command-line overrides that set agent-editable groups."""
+    return [o for o in overrides if override_key(o).split(".")[0] in EDITABLE_GROUPS]
+
+
 def pinned_values(cfg, overrides: List[str]) -> Dict[str, Dict[str, Any]]:
     """The editable-group values a user set on the command line, read back from the composed config.
 
@@ -148,11 +158,9 @@ def pinned_values(cfg, overrides: List[str]) -> Dict[str, Dict[str, Any]]:
     from omegaconf import OmegaConf
 
     pinned: Dict[str, Any] = {}
-    for override in overrides:
-        key = override.lstrip("+~").split("=", 1)[0]
+    for override in pipeline_overrides(overrides):
+        key = override_key(override)
         group = key.split(".")[0]
-        if group not in EDITABLE_GROUPS:
-            continue
         if key == group:
             pinned[group] = OmegaConf.to_container(cfg[group], resolve=True)
         else:
