@@ -11,9 +11,15 @@ import numpy as np  # noqa: E402
 GROUP_COLOURS = {"augment": "tab:blue", "model": "tab:orange", "trainer": "tab:green"}
 
 
-def rounds_plot(decisions: List[Dict], path: Path) -> Path:
-    """Incumbent as a step line; each candidate a point coloured by group, hollow when reverted."""
+def rounds_plot(decisions: List[Dict], path: Path, noise_floor: Optional[Dict] = None) -> Path:
+    """Incumbent as a step line; each candidate a point coloured by group, hollow when reverted, with the 95% interval
+    of its paired difference to the incumbent as an error bar; the noise floor as a band around round 0's score."""
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    first = next((d for d in decisions if d["round"] == 0 and d["val_acc"] is not None), None)
+    if noise_floor and first:
+        low, high = noise_floor["delta_interval"]
+        ax.axhspan(first["val_acc"] + low, first["val_acc"] + high, color="gray", alpha=0.15,
+                   label="noise floor (round 0, another seed)")
     best, xs, ys = None, [], []
     for d in sorted(decisions, key=lambda d: d["round"]):
         if d["decision"] == "kept":
@@ -25,6 +31,9 @@ def rounds_plot(decisions: List[Dict], path: Path) -> Path:
             continue
         colour = GROUP_COLOURS.get(d["group"], "tab:gray")
         hollow = d["decision"] != "kept"
+        if d.get("delta_interval") and d.get("incumbent_val") is not None:
+            low, high = (d["incumbent_val"] + x for x in d["delta_interval"])
+            ax.vlines(d["round"], low, high, colors=colour, alpha=0.6, lw=1.2, zorder=2)
         ax.scatter([d["round"]], [d["val_acc"]], s=50, edgecolors=colour, facecolors="none" if hollow else colour,
                    linewidths=1.5, zorder=3)
     if xs:
@@ -32,6 +41,8 @@ def rounds_plot(decisions: List[Dict], path: Path) -> Path:
     for group, colour in GROUP_COLOURS.items():
         ax.scatter([], [], color=colour, label=group)
     ax.scatter([], [], facecolors="none", edgecolors="gray", label="reverted (hollow)")
+    if any(d.get("delta_interval") for d in decisions):
+        ax.plot([], [], color="gray", lw=1.2, label="95% interval, paired on the same images")
     ax.set_xlabel("round")
     ax.set_ylabel("validation accuracy")
     ax.legend(fontsize=8, loc="lower right")

@@ -68,7 +68,7 @@ def _pictures(run_dir: Path, state) -> list:
     lines = []
     decisions = list(state.decisions.values())
     if decisions:
-        plots.rounds_plot(decisions, run_dir / "rounds.png")
+        plots.rounds_plot(decisions, run_dir / "rounds.png", state.noise_floor)
         lines += ["", "## Validation accuracy per round", "", "![validation accuracy per round](rounds.png)"]
     if state.incumbent:
         r = state.incumbent["round"]
