@@ -53,7 +53,7 @@ class Confirmer:
 
     def pooled(self, now: int, cand: Dict[str, Any], inc: Dict[str, Any], seeds: int) -> Optional[Evidence]:
         """Candidate round `now` against the incumbent over their own runs plus `seeds` extra seed runs of each,
-        paired seed by seed; None when a base run has no predictions."""
+        paired seed by seed (seeds=0: their own runs only, no training); None when a base run has no predictions."""
         first = (self.base(now), self.base(inc["round"]))
         if first[0] is None or first[1] is None or first[0].shape != first[1].shape:
             return None

@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-from .acceptance import Evidence, load_correct, paired_evidence
+from .acceptance import Evidence
 from .agents import Context, RoundSkipped, make_agent
 from .candidate import Candidate
 from .confirm import Confirmer
@@ -213,11 +213,7 @@ class Refinement:
         """Round r against the incumbent, image by image on the validation split; None without both predictions."""
         if state.incumbent is None:
             return None
-        mine = load_correct(self.run_dir / "rounds" / f"{r:02d}" / "val_predictions.json")
-        theirs = load_correct(self.run_dir / "rounds" / f"{state.incumbent['round']:02d}" / "val_predictions.json")
-        if mine is None or theirs is None or mine.shape != theirs.shape:
-            return None
-        return paired_evidence(mine, theirs)
+        return self.confirmer.pooled(r, {"round": r, "pipeline": None}, state.incumbent, seeds=0)
 
     def _train_config(self, pipeline: Dict[str, Dict], output_dir: Path) -> Dict[str, Any]:
         return train_config(self.cfg, pipeline, output_dir)
