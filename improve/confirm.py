@@ -6,7 +6,9 @@ kept and reused); the decision is then taken on the pooled predictions, seed run
 the same validation images. `loop.noise_floor`: round 0's pipeline is trained once more with another
 seed, and the paired difference between the two runs of the same pipeline is shown as the noise
 floor. Every extra run lives in `rounds/NN/seedK/`, is journaled as a `confirmation` event (a finished
-one is never trained again) and counts against `loop.rounds` and `loop.time_budget`.
+one is never trained again) and counts against `loop.rounds` and `loop.time_budget`: a confirmation never
+trains more runs than the budget has left (fewer seeds then, said on the console; with none, the
+unproven gain is reverted).
 """
 import time
 from pathlib import Path
@@ -51,23 +53,41 @@ class Confirmer:
                          "cyan")
         return load_correct(rd / "val_predictions.json")
 
-    def pooled(self, now: int, cand: Dict[str, Any], inc: Dict[str, Any], seeds: int) -> Optional[Evidence]:
+    def _done(self, r: int, k: int) -> bool:
+        return (self.rounds_dir / f"{r:02d}" / f"seed{k}" / "val_predictions.json").is_file()
+
+    def pooled(self, now: int, cand: Dict[str, Any], inc: Dict[str, Any], seeds: int,
+               max_runs: Optional[int] = None) -> Optional[Evidence]:
         """Candidate round `now` against the incumbent over their own runs plus `seeds` extra seed runs of each,
-        paired seed by seed (seeds=0: their own runs only, no training); None when a base run has no predictions."""
+        paired seed by seed (seeds=0: their own runs only, no training); None when a base run has no predictions.
+        At most `max_runs` runs are trained (None: no limit): a seed whose runs do not fit is left out."""
         first = (self.base(now), self.base(inc["round"]))
         if first[0] is None or first[1] is None or first[0].shape != first[1].shape:
             return None
         pairs: List = [first]
+        left = max_runs
         for k in range(1, seeds + 1):
+            cost = (not self._done(now, k)) + (not self._done(inc["round"], k))
+            if left is not None and cost > left:
+                self.console.say(f"round {now}: confirmation cut to {k - 1} of {seeds} seeds: seed {k} needs {cost} "
+                                 f"training runs and loop.rounds / loop.time_budget leave {left}", "yellow")
+                self.journal.append("confirmation_cut", round=now, seeds=k - 1, wanted=seeds, runs_left=left)
+                break
+            left = None if left is None else left - cost
             a = self.seed_run(now, now, k, cand["pipeline"], "confirming the candidate")
             b = self.seed_run(now, inc["round"], k, inc["pipeline"], "confirming the incumbent")
             if a is not None and b is not None and a.shape == first[0].shape == b.shape:
                 pairs.append((a, b))  # a failed seed run is left out of the pool (and said on the console)
         return paired_evidence(np.concatenate([a for a, _ in pairs]), np.concatenate([b for _, b in pairs]))
 
-    def noise_floor(self, pipeline: Dict[str, Dict]) -> Optional[Evidence]:
-        """Round 0's pipeline against itself with another seed: how far chance alone moves the score."""
+    def noise_floor(self, pipeline: Dict[str, Dict], max_runs: Optional[int] = None) -> Optional[Evidence]:
+        """Round 0's pipeline against itself with another seed: how far chance alone moves the score (not measured
+        when `max_runs` is 0 and it is not trained yet)."""
         first = self.base(0)
+        if max_runs is not None and max_runs < 1 and not self._done(0, 1):
+            self.console.say("noise floor not measured: loop.rounds / loop.time_budget leave no training run for it",
+                             "yellow")
+            return None
         again = self.seed_run(0, 0, 1, pipeline, "noise floor")
         if first is None or again is None:
             return None

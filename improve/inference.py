@@ -105,5 +105,6 @@ def predict_split(config: DictConfig, checkpoint: Path, split: str = "test") -> 
     order = np.sort(splits.test if split == "test" else splits.val)
     y_pred = predictor.predict_arrays(np.asarray(images[order])).argmax(1)
     y_true = labels[order]
-    return {"classes": predictor.class_names, "y_true": y_true.tolist(), "y_pred": y_pred.tolist(),
+    return {"classes": predictor.class_names, "index": order.tolist(), "y_true": y_true.tolist(),
+            "y_pred": y_pred.tolist(),
             "acc": float((y_pred == y_true).mean()) if len(y_true) else None}

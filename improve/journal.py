@@ -65,10 +65,14 @@ class State:
         self.llm_trouble: List[Dict[str, Any]] = []  # failed or unusable LLM calls, and fallbacks to the expert
         self.extra_runs = 0  # confirmation and noise-floor training runs (they count against loop.rounds)
         self.noise_floor: Optional[Dict[str, Any]] = None
+        self.folds = 0  # loop.folds: rounds scored by k-fold cross-validation when >= 2
+        self.confirmations: List[Dict[str, Any]] = []  # each extra seed run: round, of_round, seed, val_acc, why
+        self.confirmation_cuts: List[Dict[str, Any]] = []  # confirmations the budget cut short
         for e in events:
             kind = e["event"]
             if kind == "start":
                 self.pinned = e.get("pinned") or {}
+                self.folds = ((e.get("config") or {}).get("loop") or {}).get("folds", 0)
             elif kind == "profile":
                 self.profile = e["profile"]
             elif kind == "proposal":
@@ -82,6 +86,9 @@ class State:
                 self.final = e
             elif kind == "confirmation":
                 self.extra_runs += 1
+                self.confirmations.append(e)
+            elif kind == "confirmation_cut":
+                self.confirmation_cuts.append(e)
             elif kind == "noise_floor":
                 self.noise_floor = e
             if kind == "llm_fallback" or (kind == "llm_call" and e.get("error")):

@@ -24,6 +24,7 @@ from .acceptance import Evidence
 from .agents import Context, RoundSkipped, make_agent
 from .candidate import Candidate
 from .confirm import Confirmer
+from .folds import train_folds
 from .console import LoopConsole
 from .finish import finish
 from .history import curve_summary
@@ -82,6 +83,9 @@ class Refinement:
         self.confirmer = Confirmer(self.run_dir, self.journal, self.console, cfg.seed, self._train_seed)
         self.proposer = Proposer(self.agent, self.journal, self.console, cfg.loop, self._defaults(), *shape,
                                  constraints, pinned=state.pinned)
+        if cfg.loop.folds >= 2:
+            self.console.say(f"loop.folds={cfg.loop.folds}: each round trains {cfg.loop.folds} times, once per "
+                             f"stratified fold, and is scored on the pooled out-of-fold predictions", "cyan")
         human = self._hand_edit(state, hand_overrides)
         self.incumbent.sync(state.incumbent)
         while True:
@@ -188,10 +192,10 @@ class Refinement:
                          self._evidence(r, state) if val is not None else None, loop.alpha)
         if verdict.unproven:  # a gain the validation set cannot tell from noise: more seeds of both decide
             pooled = self.confirmer.pooled(r, {"round": r, "pipeline": candidate.pipeline}, state.incumbent,
-                                           loop.confirm_seeds)
+                                           loop.confirm_seeds, self._runs_left(state, r, start))
             verdict = decide(val, state.incumbent_val, loop.min_delta, loop.accept, pooled, loop.alpha, pooled=True)
         if r == 0 and val is not None and loop.noise_floor:
-            self.confirmer.noise_floor(candidate.pipeline)
+            self.confirmer.noise_floor(candidate.pipeline, self._runs_left(state, r, start))
         seconds = round(time.perf_counter() - start, 1)  # confirmation runs included: they count against the budget
         if verdict.decision == "kept":
             self.incumbent.promote(r, candidate.pipeline, val)
@@ -209,6 +213,17 @@ class Refinement:
                            seconds, reason, llm, candidate.author, verdict.evidence)
         write_report(self.run_dir, State.of(self.journal))
 
+    def _runs_left(self, state: State, r: int, round_start: float) -> int:
+        """Training runs the budget still allows after round r: what loop.rounds leaves (extra runs count), and
+        under loop.time_budget what the time left buys at this round's pace."""
+        left = self.cfg.loop.rounds - r - state.extra_runs
+        budget = self.cfg.loop.time_budget
+        if budget:
+            took = max(time.perf_counter() - round_start, 1e-3)
+            spent = state.seconds_before(self.session_wall) + (time.perf_counter() - self.session_start)
+            left = min(left, int(max(budget - spent, 0.0) // took))
+        return max(left, 0)
+
     def _evidence(self, r: int, state: State) -> Optional[Evidence]:
         """Round r against the incumbent, image by image on the validation split; None without both predictions."""
         if state.incumbent is None:
@@ -220,14 +235,19 @@ class Refinement:
 
     def _train_seed(self, pipeline: Dict[str, Dict], rd: Path, seed: int) -> Dict[str, Any]:
         """A confirmation run: the pipeline with another seed, in its own folder."""
-        config = {**self._train_config(pipeline, rd), "seed": seed}
-        return train_in_process(config, rd, self.cfg.loop.round_timeout)
+        return self._run({**self._train_config(pipeline, rd), "seed": seed}, rd)
 
     def _train(self, r: int, pipeline: Dict[str, Dict]) -> Dict[str, Any]:
         rd = self.run_dir / "rounds" / f"{r:02d}"
-        live = self.cfg.hardware.progress_bar and sys.stdout.isatty()
-        return train_in_process(self._train_config(pipeline, rd), rd, self.cfg.loop.round_timeout, live,
-                                keep={"llm"})
+        return self._run(self._train_config(pipeline, rd), rd, live=self.cfg.hardware.progress_bar and
+                         sys.stdout.isatty(), keep={"llm"})
+
+    def _run(self, config: Dict[str, Any], rd: Path, live: bool = False, keep: frozenset = frozenset()):
+        """One scored training run: a process of its own, or one per fold under loop.folds."""
+        timeout, folds = self.cfg.loop.round_timeout, self.cfg.loop.folds
+        if folds >= 2:
+            return train_folds(config, rd, folds, lambda c, d, k: train_in_process(c, d, timeout, keep=k), keep)
+        return train_in_process(config, rd, timeout, live, keep=keep)
 
     def _finish(self) -> Dict[str, Any]:
         state = State.of(self.journal)

@@ -32,6 +32,17 @@ def write_report(run_dir: Path, state) -> Path:
         lines += ["", f"Noise floor: round 0's pipeline trained again with another seed moved validation accuracy by "
                       f"{nf['delta']:+.4f} (95% interval [{nf['delta_interval'][0]:+.4f}, "
                       f"{nf['delta_interval'][1]:+.4f}]; {nf['wins'] + nf['losses']} of {nf['n']} images changed)."]
+    if state.folds >= 2:
+        lines += ["", f"Scoring: {state.folds}-fold cross-validation (loop.folds): each round trained {state.folds} "
+                      f"times, its validation accuracy and evidence from the pooled out-of-fold predictions of every "
+                      f"train+validation image; its checkpoint is fold 0's model."]
+    if state.confirmations:
+        rounds = sorted({c["round"] for c in state.confirmations})
+        lines += ["", f"Extra training runs (seed confirmations, noise floor): {len(state.confirmations)}, in round(s) "
+                      f"{', '.join(map(str, rounds))}; they count against loop.rounds and loop.time_budget."]
+    for cut in state.confirmation_cuts:
+        lines.append(f"- round {cut['round']}: confirmation cut to {cut['seeds']} of {cut['wanted']} seeds "
+                     f"(the budget had {cut['runs_left']} training runs left).")
     rules = sorted({d.get("rule") for d in state.decisions.values() if d.get("rule")})
     if rules:
         lines += ["", f"Decision rule: {', '.join(rules)}. Δ is the candidate's validation accuracy minus the "

@@ -53,6 +53,9 @@ class DatasetConfig:
     val_fraction: float = _f(0.15, "share of the training data held out (stratified) for model selection", gt=0.0, lt=1.0)
     test_fraction: float = _f(0.2, "share carved out as test split when the dataset has no labelled test set", gt=0.0, lt=1.0)
     max_train: int = _f(0, "keep at most this many training images (stratified); 0 = all", ge=0)
+    folds: int = _f(0, "k-fold cross-validation: split train+validation into this many stratified folds; 0 = one "
+                       "validation split (set by loop.folds)", ge=0, le=20)
+    fold: int = _f(0, "with folds >= 2: which fold is the validation split (0 .. folds-1)", ge=0)
     strict: bool = _f(False, "true: an unreadable image is an error; false: skip it with a warning")
     seed: int = _f(0, "seed of the splits and of generated data (not of training)")
 
@@ -165,6 +168,9 @@ class LoopConfig:
     alpha: float = _f(0.05, "significance level of loop.accept=paired and confirm", gt=0.0, lt=1.0)
     confirm_seeds: int = _f(2, "loop.accept=confirm: extra seeds a promising, unproven candidate (and its incumbent) "
                                "are trained with; each run counts against loop.rounds", ge=1, le=10)
+    folds: int = _f(0, "score each round by stratified k-fold cross-validation over train+validation (k training "
+                       "runs a round, pooled out-of-fold predictions) for small datasets; 0 or 1 = one split",
+                    ge=0, le=20)
     noise_floor: bool = _f(False, "train round 0's pipeline once more with another seed and show how far chance alone "
                                   "moves validation accuracy (one extra training run)")
     strategy: str = _f("iterative", "iterative: one group a round; all_at_once: every group every round (no-IR ablation)",

@@ -75,3 +75,26 @@ def test_the_noise_floor_compares_round_0_with_itself_under_another_seed(tmp_pat
     assert evidence.n == N and evidence.wins + evidence.losses > 0  # another seed changes some images
     assert State.of(journal).noise_floor["delta_interval"] == list(evidence.interval)
     assert "noise floor: the same pipeline with another seed" in out.getvalue()
+
+
+def test_a_confirmation_trains_no_more_runs_than_the_budget_has_left(tmp_path):
+    fake = FakeTraining(extra=4)
+    write_predictions(tmp_path / "rounds" / "00", fake.correct("same", 0))
+    write_predictions(tmp_path / "rounds" / "01", fake.correct("better", 0))
+    c, journal, out = confirmer(tmp_path, fake)
+    pooled = c.pooled(1, {"round": 1, "pipeline": "better"}, {"round": 0, "pipeline": "same"}, seeds=2, max_runs=3)
+    assert len(fake.calls) == 2 and pooled.n == 2 * N  # seed 1 of both; seed 2 would need 2 more runs, 1 is left
+    assert State.of(journal).confirmation_cuts == [dict(State.of(journal).confirmation_cuts[0], round=1, seeds=1,
+                                                        wanted=2, runs_left=1)]
+    assert "confirmation cut to 1 of 2 seeds" in out.getvalue()
+    write_predictions(tmp_path / "rounds" / "02", fake.correct("better", 0))
+    c.pooled(2, {"round": 2, "pipeline": "better"}, {"round": 0, "pipeline": "same"}, seeds=1, max_runs=1)
+    assert fake.calls[2:] == [("02", "seed1", SEED_STEP)]  # the incumbent's seed 1 exists: one run is enough
+
+
+def test_no_noise_floor_run_when_the_budget_has_none_left(tmp_path):
+    fake = FakeTraining(extra=0)
+    write_predictions(tmp_path / "rounds" / "00", fake.correct("same", 0))
+    c, journal, out = confirmer(tmp_path, fake)
+    assert c.noise_floor("same", max_runs=0) is None and fake.calls == []
+    assert "noise floor not measured" in out.getvalue()

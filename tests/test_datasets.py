@@ -52,6 +52,25 @@ def test_val_fraction_never_moves_the_test_split(compose_cfg):
     assert np.array_equal(a.test, b.test)
 
 
+def test_k_folds_partition_train_and_validation_stratified_and_never_touch_the_test_split(compose_cfg):
+    _, plain = prepare(compose_cfg("dataset=digits"))
+    folds = [prepare(compose_cfg("dataset=digits", "dataset.folds=3", f"dataset.fold={i}"))[1] for i in range(3)]
+    rest = np.sort(np.concatenate([plain.train, plain.val]))
+    assert np.array_equal(np.sort(np.concatenate([f.val for f in folds])), rest)  # every image validated once
+    _, y = plain.cached.arrays("train")
+    for f in folds:
+        assert np.array_equal(f.test, plain.test) and not set(f.train) & set(f.val)
+        assert np.array_equal(np.sort(np.concatenate([f.train, f.val])), rest)
+        counts = np.bincount(y[f.val], minlength=10)
+        assert counts.max() - counts.min() <= 3  # stratified
+
+
+def test_more_folds_than_the_smallest_class_has_images_is_refused_with_the_fix(compose_cfg):
+    cfg = compose_cfg("dataset=shapes", "dataset.classes=4", "dataset.samples_per_class=4", "dataset.folds=5")
+    with pytest.raises(ValueError, match=r"dataset.folds=5.*use loop.folds=\d or fewer"):
+        prepare(cfg)
+
+
 def test_shapes_are_generated_seeded_with_k_orientation_classes(compose_cfg):
     cfg = compose_cfg("dataset=shapes", "dataset.classes=4", "dataset.samples_per_class=10")
     _, s = prepare(cfg)

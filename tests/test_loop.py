@@ -260,13 +260,32 @@ def test_paired_rule_runs_end_to_end_and_every_judged_decision_carries_its_evide
     assert "Decision rule: paired" in (tmp_path / "run" / "report.md").read_text()
 
 
-def test_confirm_rule_with_a_noise_floor_counts_its_extra_runs_against_the_rounds(tmp_path, compose_loop):
+def test_confirm_rule_with_a_noise_floor_stays_inside_the_rounds_budget(tmp_path, compose_loop):
     cfg = compose_loop("loop.rounds=3", "loop.accept=confirm", "loop.confirm_seeds=1", "loop.noise_floor=true")
     out = io.StringIO()
     Refinement(cfg, tmp_path / "run", console=Console(file=out, width=250)).run()
     events = Journal(tmp_path / "run" / "journal.jsonl").events()
     state = State(events)
     assert state.noise_floor is not None and "noise floor:" in out.getvalue()
-    assert len(state.decisions) + state.extra_runs in (4, 5)  # 3 rounds after round 0, the last may overshoot
+    assert len(state.decisions) + state.extra_runs <= 4  # round 0 and 3 runs after it, confirmations included
     assert all(d["rule"] == "confirm" for r, d in state.decisions.items() if r > 0 and d["decision"] != "invalid")
     assert "Noise floor:" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_k_fold_rounds_are_judged_on_pooled_out_of_fold_predictions_of_every_train_and_val_image(tmp_path,
+                                                                                                  compose_loop):
+    cfg = compose_loop("loop.rounds=1", "loop.folds=3", "loop.accept=paired")
+    out = io.StringIO()
+    Refinement(cfg, tmp_path / "run", console=Console(file=out, width=250)).run()
+    r0 = tmp_path / "run" / "rounds" / "00"
+    pooled = json.loads((r0 / "val_predictions.json").read_text())
+    assert pooled["folds"] == 3 and pooled["index"] == sorted(set(pooled["index"]))
+    assert len(pooled["index"]) == 1797 - 360  # every image outside the test split, each predicted once
+    metrics = json.loads((r0 / "metrics.json").read_text())
+    assert metrics["cv"]["folds"] == 3 and len(metrics["cv"]["fold_val_acc"]) == 3
+    assert metrics["best_val_acc"] == pytest.approx(pooled["acc"], abs=1e-6)
+    assert all((r0 / f"fold{i}" / "val_predictions.json").is_file() for i in (1, 2))
+    judged = [d for d in decisions(tmp_path / "run")[1:] if d["decision"] in ("kept", "reverted")]
+    assert all(d["n"] == 1437 and d["p_value"] is not None for d in judged)
+    assert "loop.folds=3: each round trains 3 times" in out.getvalue()
+    assert "3-fold cross-validation" in (tmp_path / "run" / "report.md").read_text()
