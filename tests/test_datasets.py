@@ -178,13 +178,53 @@ def test_tinyimagenet_layout_with_val_annotations_as_test_split(compose_cfg, tmp
     check_splits(s, 18, own_test=9)
 
 
-def test_dsprites_orientation_uses_hearts_binned_into_k_classes(compose_cfg, tmp_path):
+def test_dsprites_default_is_vtab_orientation_all_shapes_16_bins_reading_only_the_sampled_images(compose_cfg,
+                                                                                                   tmp_path):
+    fixtures.dsprites(tmp_path / "ds")
+    _, s = prepare(compose_cfg("dataset=dsprites", f"dataset.path={tmp_path / 'ds'}", "dataset.samples_per_class=5",
+                               "augment.image_size=64"))
+    x, y = s.cached.arrays("train")
+    assert len(s.class_names) == 16 and np.bincount(y).tolist() == [5] * 16
+    latents = np.load(tmp_path / "ds" / "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz")["latents_classes"]
+    read = [fixtures.sprite_index(img[:, :, 0]) for img in x]
+    assert [int(latents[i, 3] // 2.5) for i in read] == y.tolist()  # VTAB: label = floor(orientation index / 2.5)
+    assert len({latents[i, 1] for i in read}) == 3  # squares, ellipses and hearts
+
+
+def test_dsprites_hearts_only_is_an_option(compose_cfg, tmp_path):
     fixtures.dsprites(tmp_path / "ds")
     _, s = prepare(compose_cfg("dataset=dsprites", f"dataset.path={tmp_path / 'ds'}", "dataset.classes=4",
-                               "dataset.samples_per_class=20"))
+                               "dataset.sprites=heart", "dataset.samples_per_class=20", "augment.image_size=64"))
     x, y = s.cached.arrays("train")
+    latents = np.load(tmp_path / "ds" / "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz")["latents_classes"]
     assert np.bincount(y).tolist() == [20, 20, 20, 20]  # 40 orientations x 3 hearts / 4 bins = 30 each, 20 sampled
-    assert x.shape == (80, 32, 32, 1) and x.max() > 100  # binary 0/1 sprites scaled to 0..255, then resized
+    assert {int(latents[fixtures.sprite_index(img[:, :, 0]), 1]) for img in x} == {2}
+
+
+def test_cifar10c_trains_on_cifar10_and_tests_on_one_standard_corruption_per_image_at_the_severity(
+        compose_cfg, tmp_path, no_md5):
+    fixtures.cifar10(tmp_path / "c10")
+    fixtures.cifar10c(tmp_path / "c10c", per_severity=40)
+    _, s = prepare(compose_cfg("dataset=cifar10c", f"dataset.path={tmp_path / 'c10'}",
+                               f"dataset.corrupted_path={tmp_path / 'c10c'}", "dataset.severity=1"))
+    tx, ty = s.cached.arrays("test")
+    assert s.test_split == "test" and len(tx) == 40 and len(s.train) + len(s.val) == 100
+    assert ty.tolist() == (np.arange(40) % 10).tolist()
+    assert set(tx[:, 0, 1, 0].tolist()) == {1}  # severity 1's block
+    assert set(tx[:, 0, 0, 0].tolist()) <= set(range(15)) and len(set(tx[:, 0, 0, 0].tolist())) > 5  # standard ones
+    _, s5 = prepare(compose_cfg("dataset=cifar10c", f"dataset.path={tmp_path / 'c10'}",
+                                f"dataset.corrupted_path={tmp_path / 'c10c'}", "dataset.severity=5"))
+    assert set(s5.cached.arrays("test")[0][:, 0, 1, 0].tolist()) == {5}
+
+
+def test_cifar10c_missing_names_the_files_and_where_they_come_from(compose_cfg, tmp_path, no_md5):
+    fixtures.cifar10(tmp_path / "c10")
+    fixtures.cifar10c(tmp_path / "c10c")
+    (tmp_path / "c10c" / "fog.npy").unlink()
+    cfg = compose_cfg("dataset=cifar10c", f"dataset.path={tmp_path / 'c10'}",
+                      f"dataset.corrupted_path={tmp_path / 'c10c'}")
+    with pytest.raises(DatasetMissingError, match="missing fog.npy.*zenodo.org/record/2535967"):
+        prepare(cfg)
 
 
 def test_second_load_reads_the_cache_without_decoding(compose_cfg, tmp_path, monkeypatch):

@@ -78,20 +78,25 @@ def test_predict_on_the_test_split_reproduces_the_reported_test_accuracy(finishe
     assert header[:2] == ["id", "label"] and len(header) == 2 + len(predictions["classes"])
 
 
-def test_predict_reads_a_csv_of_ids_and_survives_a_corrupt_image(finished_run, tmp_path):
+def test_predict_refuses_to_write_a_short_submission_and_fills_only_when_asked(finished_run, tmp_path):
     run, _ = finished_run
     (tmp_path / "images").mkdir()
     _, files = write_test_split_as_pngs(run, tmp_path / "images")
     (tmp_path / "images" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(20))
     ids = [p.name for p, _ in files[:10]] + ["broken.png", "missing.png"]
-    (tmp_path / "test.csv").write_text("Id\n" + "\n".join(ids) + "\n")
+    (tmp_path / "test.csv").write_text("Id,label\n" + "\n".join(f"{i},7" for i in ids) + "\n")
     out = tmp_path / "sub.csv"
+    from improve.predict import IncompleteSubmission
+
+    with pytest.raises(IncompleteSubmission, match="(?s)2 test image.*broken.png.*missing.png.*missing=fill"):
+        predict(run, tmp_path / "test.csv", out, images=tmp_path / "images", console=Console(file=io.StringIO()))
+    assert not out.exists() and "missing.png" in (tmp_path / "sub.csv.errors.txt").read_text()
     console = io.StringIO()
-    summary = predict(run, tmp_path / "test.csv", out, images=tmp_path / "images", console=Console(file=console))
+    summary = predict(run, tmp_path / "test.csv", out, images=tmp_path / "images", console=Console(file=console),
+                      missing="fill")
     rows = list(csv.reader(open(out)))
-    assert rows[0] == ["Id", "label"] and len(rows) == 11
-    assert len(summary["unreadable"]) == 2 and "broken.png" in console.getvalue()
-    assert "missing.png" in (tmp_path / "sub.csv.errors.txt").read_text()
+    assert rows[0] == ["Id", "label"] and [r[0] for r in rows[1:]] == ids and rows[-1] == ["missing.png", "7"]
+    assert summary["filled"] == 2 and "missing=fill: 2 missing or unreadable" in console.getvalue()
 
 
 def test_exported_torchscript_and_onnx_agree_with_the_checkpoint(finished_run):

@@ -12,7 +12,7 @@ from typing import Callable, Dict, Union
 from .base import DatasetMissingError, Items, Raw, Source
 from .files import csv_source, folder_source, image_file_name
 from .generated import digits_source, render_shape, shapes_source
-from .published import DSPRITES_FILE, cifar10_source, dsprites_source, svhn_source, tinyimagenet_source
+from .published import DSPRITES_FILE, cifar10_source, cifar10c_source, dsprites_source, svhn_source, tinyimagenet_source
 
 
 SOURCES: Dict[str, Callable] = {
@@ -21,6 +21,7 @@ SOURCES: Dict[str, Callable] = {
     "folder": folder_source,
     "csv": csv_source,
     "cifar10": cifar10_source,
+    "cifar10c": cifar10c_source,
     "svhn": svhn_source,
     "tinyimagenet": tinyimagenet_source,
     "dsprites": dsprites_source,

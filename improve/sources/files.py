@@ -10,9 +10,17 @@ from .base import Items, Raw, Source, file_stats, missing
 
 
 # ---------------------------------------------------------------- folder
+def class_order(names) -> List[str]:
+    """Class names in their natural order: numerically when every name is an integer ('2' before '10'), else
+    alphabetically; a submission's integer codes are positions in this order."""
+    names = list(names)
+    numeric = bool(names) and all(n.lstrip("-").isdigit() for n in names)
+    return sorted(names, key=int) if numeric else sorted(names)
+
+
 def _scan_class_folders(root: Path, classes: Optional[List[str]] = None):
     if classes is None:
-        classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+        classes = class_order(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     files, labels = [], []
     for label, name in enumerate(classes):
         # Every file is tried: ones that are not images (.DS_Store, notes.txt) are skipped and listed by the cache.
@@ -23,11 +31,13 @@ def _scan_class_folders(root: Path, classes: Optional[List[str]] = None):
 
 
 def folder_source(ds, root: Path) -> Source:
-    if not ds.path or not root.is_dir():
-        raise missing(ds, root, "the image folder does not exist; expected <path>/<class name>/<image files>")
-    classes, files, labels = _scan_class_folders(root)
+    sub = ds.get("class_dir") or ""
+    where = f"<path>/{sub + '/' if sub else ''}<class name>/<image files>"
+    if not ds.path or not (root / sub).is_dir():
+        raise missing(ds, root, f"the image folder {sub or 'path'} does not exist; expected {where}")
+    classes, files, labels = _scan_class_folders(root / sub)
     if not files:
-        raise missing(ds, root, "no class subfolders with files found; expected <path>/<class name>/<image files>")
+        raise missing(ds, root, f"no class subfolders with files found; expected {where}")
     test = None
     test_files: List[str] = []
     if ds.test_path:
@@ -65,8 +75,7 @@ def csv_source(ds, root: Path) -> Source:
                                  f"{table} (columns: {reader.fieldnames}); set it to the right column name")
         rows = [(r[ds.id_column], r[ds.label_column]) for r in reader]
     raw_labels = [label for _, label in rows]
-    numeric = all(label.lstrip("-").isdigit() for label in raw_labels)
-    classes = sorted(set(raw_labels), key=(int if numeric else str))
+    classes = class_order(set(raw_labels))
     index = {c: i for i, c in enumerate(classes)}
     files = [str(image_dir / image_file_name(ds, image_id)) for image_id, _ in rows]
     labels = np.asarray([index[label] for label in raw_labels], np.int64)

@@ -1,4 +1,5 @@
-"""Published research datasets in the layouts they ship in: CIFAR-10, SVHN, Tiny ImageNet, dSprites."""
+"""Published research datasets in the layouts they ship in: CIFAR-10(-C), SVHN, Tiny ImageNet, dSprites."""
+import zipfile
 from pathlib import Path
 from typing import Callable, List
 
@@ -88,30 +89,95 @@ def tinyimagenet_source(ds, root: Path) -> Source:
 
 # ---------------------------------------------------------------- dSprites orientation
 DSPRITES_FILE = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
-HEART = 2  # latents_classes[:, 1]: 0 square, 1 ellipse, 2 heart
+SPRITES = {"square": 0, "ellipse": 1, "heart": 2}  # latents_classes[:, 1]
+ROWS_PER_READ = 4096  # images decompressed at a time while streaming the npz's imgs array
+
+
+def read_rows(npz: Path, name: str, rows: np.ndarray) -> np.ndarray:
+    """Rows `rows` (sorted) of array `name` in an .npz, streamed: only one chunk is decompressed in memory at a time,
+    never the whole array (dSprites' imgs is about 3 GB unpacked)."""
+    with zipfile.ZipFile(npz) as zf, zf.open(f"{name}.npy") as fh:
+        major, _ = np.lib.format.read_magic(fh)
+        read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read_header(fh)
+        if fortran:
+            raise ValueError(f"{npz}: {name} is stored in Fortran order; expected C order as published")
+        row_shape = shape[1:]
+        row_bytes = int(np.prod(row_shape)) * dtype.itemsize
+        out = np.empty((len(rows),) + row_shape, dtype)
+        done, start = 0, 0
+        while done < len(rows):
+            count = min(ROWS_PER_READ, shape[0] - start)
+            chunk = np.frombuffer(fh.read(count * row_bytes), dtype).reshape((count,) + row_shape)
+            wanted = rows[done:][rows[done:] < start + count]
+            out[done:done + len(wanted)] = chunk[wanted - start]
+            done += len(wanted)
+            start += count
+    return out
 
 
 def dsprites_source(ds, root: Path) -> Source:
+    """dSprites orientation: VTAB's task by default (all three shapes, `classes` bins of the 40 orientations:
+    label = floor(orientation * classes / 40), i.e. floor(index / 2.5) for 16), `dataset.sprites=heart` for hearts
+    only; `samples_per_class` images sampled per class, and only those are decompressed."""
     npz = root / DSPRITES_FILE
     if not npz.is_file():
         raise missing(ds, root, f"expected {DSPRITES_FILE} (from the deepmind/dsprites-dataset repository)")
-    k, n, seed = ds.classes, ds.samples_per_class, ds.seed
+    k, n, seed, sprites = ds.classes, ds.samples_per_class, ds.seed, ds.get("sprites") or "all"
 
     def load() -> Raw:
         with np.load(npz, allow_pickle=False) as z:
             latents = z["latents_classes"]
-            hearts = np.flatnonzero(latents[:, 1] == HEART)
-            orientation = latents[hearts, 3]  # 0..39, i.e. 0..2pi in 40 steps
-            n_orient = int(latents[:, 3].max()) + 1
-            label = (orientation * k) // n_orient
-            rng = np.random.default_rng(seed)
-            chosen = np.concatenate([rng.choice(hearts[label == c], size=min(n, int((label == c).sum())), replace=False)
-                                     for c in range(k)])
-            chosen.sort()
-            images = z["imgs"][chosen].astype(np.uint8) * 255
-            labels = (latents[chosen, 3] * k) // n_orient
+        pool = np.flatnonzero(latents[:, 1] == SPRITES["heart"]) if sprites == "heart" else np.arange(len(latents))
+        n_orient = int(latents[:, 3].max()) + 1
+        label = (latents[pool, 3] * k) // n_orient
+        rng = np.random.default_rng(seed)
+        chosen = np.concatenate([rng.choice(pool[label == c], size=min(n, int((label == c).sum())), replace=False)
+                                 for c in range(k)])
+        chosen.sort()
+        images = read_rows(npz, "imgs", chosen).astype(np.uint8) * 255
+        labels = (latents[chosen, 3] * k) // n_orient
         return Raw(train=Items(labels=labels.astype(np.int64), images=images))
 
     names = [f"{round(i * 360 / k)}deg" for i in range(k)]
-    return Source(key={"npz": file_stats([str(npz)]), "k": k, "n": n, "seed": seed}, class_names=names, load=load,
-                  native_channels=1)
+    return Source(key={"npz": file_stats([str(npz)]), "k": k, "n": n, "seed": seed, "sprites": sprites},
+                  class_names=names, load=load, native_channels=1)
+
+
+# ---------------------------------------------------------------- CIFAR-10-C
+CIFAR10C_CORRUPTIONS = ["gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
+                        "zoom_blur", "snow", "frost", "fog", "brightness", "contrast", "elastic_transform",
+                        "pixelate", "jpeg_compression"]  # the 15 standard ones; the 4 extras are not used
+CIFAR10C_SOURCE = "https://zenodo.org/record/2535967 (CIFAR-10-C.tar, Hendrycks & Dietterich 2019)"
+
+
+def cifar10c_source(ds, root: Path) -> Source:
+    """The IMPROVE paper's CIFAR-10-C-<severity>: train on CIFAR-10's training set (`path`, torchvision's layout),
+    test on CIFAR-10's test images each corrupted by one of the 15 standard corruptions, drawn uniformly (seeded),
+    at `severity`, read from CIFAR-10-C's <corruption>.npy files (severities 1-5 in blocks of 10,000 rows)."""
+    base = cifar10_source(ds, root)
+    corrupted = Path(ds.corrupted_path).expanduser() if ds.get("corrupted_path") else root / "CIFAR-10-C"
+    needed = [f"{c}.npy" for c in CIFAR10C_CORRUPTIONS] + ["labels.npy"]
+    absent = [f for f in needed if not (corrupted / f).is_file()]
+    if absent:
+        raise missing(ds, corrupted, f"CIFAR-10-C is incomplete in {corrupted}: missing {', '.join(absent)}. It comes "
+                                     f"from {CIFAR10C_SOURCE}; unpack it there or set dataset.corrupted_path")
+    severity, seed = ds.severity, ds.seed
+
+    def load() -> Raw:
+        raw = base.load()
+        labels = np.load(corrupted / "labels.npy")
+        if len(labels) % 5:
+            raise ValueError(f"{corrupted / 'labels.npy'} has {len(labels)} rows; CIFAR-10-C has 5 severity blocks")
+        block = len(labels) // 5
+        rows = (severity - 1) * block + np.arange(block)
+        which = np.random.default_rng(seed).integers(0, len(CIFAR10C_CORRUPTIONS), block)
+        images = np.empty((block, 32, 32, 3), np.uint8)
+        for c, name in enumerate(CIFAR10C_CORRUPTIONS):
+            pick = np.flatnonzero(which == c)
+            images[pick] = np.load(corrupted / f"{name}.npy", mmap_mode="r")[rows[pick]]
+        return Raw(train=raw.train, test=Items(labels=labels[rows].astype(np.int64), images=images))
+
+    files = [str(corrupted / f) for f in needed]
+    return Source(key={**base.key, "c": file_stats(files), "severity": severity, "seed": seed},
+                  class_names=base.class_names, load=load, native_channels=3)

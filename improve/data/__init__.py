@@ -16,8 +16,8 @@ import torch
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from torch.utils.data import DataLoader, Dataset
 
-from .cache import Cached, load_cached
-from .sources import open_source
+from ..cache import Cached, load_cached
+from ..sources import open_source
 
 log = logging.getLogger(__name__)
 
