@@ -1,5 +1,6 @@
 """`train(cfg)` and `python -m improve.train` on the real configs, real trainer, small data."""
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -134,7 +135,7 @@ def test_optuna_search_runs_trials_and_reports_the_best(tmp_path, cache_dir):
                    f"paths.cache_dir={cache_dir}", f"hydra.sweep.dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(list(tmp_path.glob("*/metrics.json"))) == 2
-    assert "Best value" in proc.stdout + proc.stderr
+    assert "best value" in proc.stdout + proc.stderr and re.search(r"Optuna [4-9]", proc.stdout + proc.stderr)
     best = (tmp_path / "optimization_results.yaml").read_text()
     assert "best_value" in best and "trainer.lr" in best
 
@@ -149,3 +150,19 @@ def test_ddp_spawn_with_two_cpu_processes(tmp_path, cache_dir):
     assert metrics["status"] == "ok" and len(metrics["epochs"]) == 2
     assert metrics["test_acc"] is not None
     assert metrics["epochs"][0]["train_images"] == 2 * (metrics["epochs"][0]["train_images"] // 2)
+
+
+def test_the_sweepers_search_space_syntax_maps_to_current_optuna_distributions():
+    import optuna
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    from hydra_plugins.improve_optuna.sweeper import search_space
+
+    assert int(optuna.__version__.split(".")[0]) >= 4  # the core installs a current Optuna
+    space, fixed = search_space(["trainer.lr=tag(log, interval(0.0001, 0.01))", "trainer.optimizer=choice(adamw, sgd)",
+                                 "trainer.epochs=range(2, 10, 2)", "model.drop_rate=interval(0.0, 0.5)",
+                                 "trainer.batch_size=64"])
+    assert space["trainer.lr"] == FloatDistribution(0.0001, 0.01, log=True)
+    assert space["trainer.optimizer"] == CategoricalDistribution(["adamw", "sgd"])
+    assert space["trainer.epochs"] == IntDistribution(2, 8, step=2)  # range's stop is exclusive, as in Hydra
+    assert space["model.drop_rate"] == FloatDistribution(0.0, 0.5) and fixed == {"trainer.batch_size": "64"}
