@@ -21,8 +21,11 @@ Run = Callable[[Dict[str, Any], Path, set], Dict[str, Any]]  # run(config, outpu
 
 def fold_config(config: Dict[str, Any], folds: int, fold: int, output_dir: Path) -> Dict[str, Any]:
     """The train config whose validation split is fold `fold` of `folds`, writing into `output_dir`."""
+    logger = config.get("logger") or {}
+    if fold and logger.get("run_name"):
+        logger = {**logger, "run_name": f"{logger['run_name']}_fold{fold}"}
     return {**config, "dataset": {**config["dataset"], "folds": folds, "fold": fold},
-            "paths": {**config["paths"], "output_dir": str(output_dir)}}
+            "paths": {**config["paths"], "output_dir": str(output_dir)}, "logger": logger}
 
 
 def _finished(rd: Path) -> bool:

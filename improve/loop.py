@@ -40,7 +40,7 @@ from .schema import EDITABLE_GROUPS
 from .paths import project_path
 
 HISTORY_ROUNDS = 12  # rounds the agents see in full; older ones are only counted
-SETTINGS = ("loop", "constraints", "llm", "hardware")  # what a resume may change
+SETTINGS = ("loop", "constraints", "llm", "hardware", "logger")  # what a resume may change
 
 
 class Refinement:

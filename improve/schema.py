@@ -144,6 +144,19 @@ class PathsConfig:
 
 
 @dataclass
+class LoggerConfig:
+    name: str = _f("csv", "where each run logs its params and per-epoch metrics (besides metrics.json and csv/)",
+                   choices=["csv", "tensorboard", "mlflow", "wandb"])
+    save_dir: Optional[str] = _f(None, "where the logger writes; null = the run's folder (tensorboard; the loop: the "
+                                       "refinement run's tensorboard/), outputs/mlruns (mlflow), outputs/wandb (wandb)")
+    tracking_uri: Optional[str] = _f(None, "mlflow: tracking server or store URI; null = a local sqlite store in save_dir")
+    experiment: str = _f("improve", "mlflow experiment, wandb project")
+    group: Optional[str] = _f(None, "what groups runs together: the refinement run's folder name (set by the loop)")
+    run_name: Optional[str] = _f(None, "this run's name; null = its output folder's name (the loop: round NN)")
+    offline: bool = _f(True, "wandb: log offline (upload later with `wandb sync`); false = to the wandb server")
+
+
+@dataclass
 class Groups:
     """The config groups both entry points share."""
 
@@ -152,6 +165,7 @@ class Groups:
     model: ModelConfig = field(default_factory=ModelConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
 
 
@@ -245,6 +259,7 @@ GROUP_SCHEMAS = {
     "model": ModelConfig,
     "trainer": TrainerConfig,
     "hardware": HardwareConfig,
+    "logger": LoggerConfig,
     "loop": LoopConfig,
     "constraints": ConstraintsConfig,
     "llm": LLMConfig,

@@ -6,7 +6,7 @@
     python -m improve.train -m model.name=resnet10t,test_resnet trainer.lr=1e-3,3e-3
 
 Everything a run produces lands in its output dir: metrics.json (see README), train.log,
-checkpoints/{best,last}.ckpt and csv/metrics.csv. Any failure still writes metrics.json
+checkpoints/{best,last}.ckpt and csv/metrics.csv (plus the `logger` group's tracker). Any failure still writes metrics.json
 with status "failed" and the reason, and the command exits non-zero.
 """
 import logging
@@ -22,11 +22,11 @@ from hydra.types import RunMode
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from .augment import build_train_transform, check_transform_output
 from .data import ImageDataModule
+from .loggers import build_loggers
 from .models import check_model_name, count_parameters
 from .module import Classifier
 from .record import EpochHistory, RunRecord, write_json
@@ -76,7 +76,7 @@ def _trainer(cfg: DictConfig, out: Path, record: RunRecord) -> L.Trainer:
         max_epochs=t.epochs, accelerator=hw.accelerator, devices=hw.devices, num_nodes=hw.num_nodes,
         strategy=hw.strategy, precision=hw.precision, deterministic=hw.deterministic,
         gradient_clip_val=t.grad_clip or None, callbacks=callbacks, enable_progress_bar=hw.progress_bar,
-        logger=CSVLogger(out, name="csv", version=""), default_root_dir=out, num_sanity_val_steps=0,
+        logger=build_loggers(cfg, out), default_root_dir=out, num_sanity_val_steps=0,
         log_every_n_steps=10, enable_model_summary=False)
 
 

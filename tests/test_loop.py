@@ -289,3 +289,24 @@ def test_k_fold_rounds_are_judged_on_pooled_out_of_fold_predictions_of_every_tra
     assert all(d["n"] == 1437 and d["p_value"] is not None for d in judged)
     assert "loop.folds=3: each round trains 3 times" in out.getvalue()
     assert "3-fold cross-validation" in (tmp_path / "run" / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_tracking_loggers_record_every_round_grouped_under_the_refinement_run(tmp_path, compose_loop):
+    import mlflow
+
+    cfg = compose_loop("loop.rounds=1", "logger=tensorboard")
+    Refinement(cfg, tmp_path / "run", console=Console(file=io.StringIO(), width=250)).run()
+    events = sorted(p.relative_to(tmp_path / "run" / "tensorboard").parts[0]
+                    for p in (tmp_path / "run" / "tensorboard").rglob("events.out.tfevents.*"))
+    assert events[0] == "round_00" and "round_01" in events
+    store = tmp_path / "mlruns"
+    cfg = compose_loop("loop.rounds=1", "logger=mlflow", f"logger.save_dir={store}")
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path / "run2")
+    Refinement(cfg, tmp_path / "run2", console=Console(file=io.StringIO(), width=250)).run()
+    mlflow.set_tracking_uri(f"sqlite:///{store.resolve() / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["improve"], output_format="list")
+    assert sorted(r.info.run_name for r in runs) == ["run2/round_00", "run2/round_01"]
+    assert all(r.data.tags["refinement_run"] == "run2" and "trainer.lr" in r.data.params for r in runs)
+    assert any(key.startswith("val/acc") or key.startswith("val_acc") for r in runs for key in r.data.metrics)

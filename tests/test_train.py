@@ -166,3 +166,14 @@ def test_the_sweepers_search_space_syntax_maps_to_current_optuna_distributions()
     assert space["trainer.optimizer"] == CategoricalDistribution(["adamw", "sgd"])
     assert space["trainer.epochs"] == IntDistribution(2, 8, step=2)  # range's stop is exclusive, as in Hydra
     assert space["model.drop_rate"] == FloatDistribution(0.0, 0.5) and fixed == {"trainer.batch_size": "64"}
+
+
+def test_a_tracker_that_is_not_installed_is_named_with_how_to_install_it(compose_cfg, monkeypatch, tmp_path):
+    import importlib.util
+
+    from improve.loggers import build_loggers
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
+    with pytest.raises(ValueError, match=r"logger=wandb needs the wandb package.*pip install -e '.\[tracking\]'"):
+        build_loggers(compose_cfg("logger=wandb"), tmp_path)
