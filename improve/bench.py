@@ -1,7 +1,8 @@
-"""Benchmarks that print numbers: `python -m improve.bench {speed,strategies,flip} [options]`.
+"""Benchmarks that print numbers: `python -m improve.bench {speed,strategies,candidates,flip,llm} [options]`.
 
 strategies  equal-budget comparison of zero_shot, iterative, all_at_once, random and optuna
             (improve/strategies.py): markdown table, best-so-far plot, raw JSON; resumable.
+candidates  K candidates a round against one, at equal wall-clock time (improve/bench_candidates.py).
 
 speed  training images/s vs the raw model's forward+backward+step images/s on in-memory
        tensors (same model, batch, threads): the framework's and data pipeline's share of
@@ -220,6 +221,15 @@ def main(argv=None) -> None:
                        help="results, table and plot; rerun with the same --out to resume")
     strat.add_argument("overrides", nargs="*", default=[],
                        help="config.yaml overrides for every run (e.g. llm=anthropic, dataset.max_train=500)")
+    cand = sub.add_parser("candidates", parents=[common],
+                          help="K candidates a round (one thread each) vs one (all threads) at equal wall-clock time")
+    cand.add_argument("--dataset", default="shapes_hard", help="dataset config")
+    cand.add_argument("--ks", default="1,2", help="comma-separated candidates per round")
+    cand.add_argument("--seeds", type=int, default=2, help="seeds 0..S-1")
+    cand.add_argument("--minutes", type=int, default=4, help="wall-clock minutes per loop")
+    cand.add_argument("--epochs", type=int, default=3, help="loop.max_epochs: most epochs of one round")
+    cand.add_argument("--out", type=Path, default=Path("outputs/bench/candidates"), help="results and table")
+    cand.add_argument("overrides", nargs="*", default=[], help="config.yaml overrides for every loop")
     flip = sub.add_parser("flip", parents=[common], help="shapes orientation task with and without a horizontal flip")
     flip.add_argument("overrides", nargs="*", default=[], help="train.yaml overrides for both runs")
     llm = sub.add_parser("llm", parents=[common], help="how the LLM did in finished runs: seconds, tokens/s, validity")
@@ -240,6 +250,17 @@ def main(argv=None) -> None:
                         args.epochs, args.out, args.overrides)
         print("\n" + results["table"])
         print(f"table, plot and raw results in {args.out}/ (table.md, strategies.png, results.json)")
+        if args.json:
+            args.json.write_text(json.dumps(results["results"], indent=1))
+        return
+    if args.command == "candidates":
+        from rich.console import Console
+
+        from .bench_candidates import bench_candidates
+
+        results = bench_candidates(args.dataset, [int(k) for k in args.ks.split(",")], list(range(args.seeds)),
+                                   args.minutes, args.epochs, args.out, args.overrides, Console())
+        print("\n" + results["table"])
         if args.json:
             args.json.write_text(json.dumps(results["results"], indent=1))
         return

@@ -66,6 +66,8 @@ class State:
         self.extra_runs = 0  # confirmation and noise-floor training runs (they count against loop.rounds)
         self.noise_floor: Optional[Dict[str, Any]] = None
         self.folds = 0  # loop.folds: rounds scored by k-fold cross-validation when >= 2
+        self.candidates: Dict[int, Dict[int, Dict[str, Any]]] = {}  # round -> candidate -> its candidate_proposal
+        self.candidate_results: Dict[int, Dict[int, Dict[str, Any]]] = {}  # round -> candidate -> its result
         self.confirmations: List[Dict[str, Any]] = []  # each extra seed run: round, of_round, seed, val_acc, why
         self.confirmation_cuts: List[Dict[str, Any]] = []  # confirmations the budget cut short
         for e in events:
@@ -77,6 +79,10 @@ class State:
                 self.profile = e["profile"]
             elif kind == "proposal":
                 self.proposals[e["round"]] = e
+            elif kind == "candidate_proposal":
+                self.candidates.setdefault(e["round"], {})[e["candidate"]] = e
+            elif kind == "candidate_result":
+                self.candidate_results.setdefault(e["round"], {})[e["candidate"]] = e
             elif kind == "decision":
                 self.decisions[e["round"]] = e
                 if e["decision"] == "kept":
@@ -107,8 +113,10 @@ class State:
         return self.incumbent["val_acc"] if self.incumbent else None
 
     def tried(self, group: str) -> List[Dict[str, Any]]:
-        """Every value of `group` proposed so far, decided or not."""
-        return [p["pipeline"][group] for p in self.proposals.values()]
+        """Every value of `group` proposed so far, decided or not, candidates of a round included."""
+        chosen = [p["pipeline"][group] for p in self.proposals.values()]
+        return chosen + [c["pipeline"][group] for cs in self.candidates.values() for c in cs.values()
+                         if c["pipeline"][group] not in chosen]
 
     def tried_pipelines(self) -> Dict[str, int]:
         """Fingerprint of each decided pipeline -> its round."""

@@ -13,6 +13,7 @@ decision is redone on resume, from the journaled proposal when there is one. The
 proposals (agent calls and repairs), rules (keep/revert, stop), incumbent (its files, hand
 edits), console (what is printed), report and finish.
 """
+import json
 import sys
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ from .acceptance import Evidence
 from .agents import Context, RoundSkipped, make_agent
 from .candidate import Candidate
 from .confirm import Confirmer
+from .candidates import train_candidates
 from .folds import train_folds
 from .console import LoopConsole
 from .finish import finish
@@ -99,14 +101,21 @@ class Refinement:
                 break
             try:
                 if r in state.proposals:  # interrupted before its decision: train the same candidate again
-                    candidate = Candidate.from_proposal(state.proposals[r])
+                    self._round(state, r, Candidate.from_proposal(state.proposals[r]), self._trained(state, r))
+                elif r in state.candidates:  # interrupted while its candidates trained: the unfinished train again
+                    self._round_of_candidates(state, r, [Candidate.from_proposal(e)
+                                                         for _, e in sorted(state.candidates[r].items())])
                 elif r == 0:
-                    candidate = self.proposer.initial(self._context(state, r))
+                    self._round(state, r, self.proposer.initial(self._context(state, r)))
                 elif human is not None or (human := self._hand_edit(state, [])) is not None:
                     candidate, human = human, None
+                    self._round(state, r, candidate)
                 else:
-                    candidate = self.proposer.propose(state, self._context(state, r))
-                self._round(state, r, candidate)
+                    found = self.proposer.propose(state, self._context(state, r), cfg.loop.candidates)
+                    if len(found) > 1:
+                        self._round_of_candidates(state, r, found)
+                    else:
+                        self._round(state, r, found[0])
             except RoundSkipped as err:
                 self._skip(r, f"LLM unreachable, round skipped (llm.fallback=skip): {err}")
             except BudgetExhausted as err:
@@ -170,7 +179,11 @@ class Refinement:
         return candidate
 
     # ------------------------------------------------------------------ one round
-    def _round(self, state: State, r: int, candidate: Candidate) -> None:
+    def _round(self, state: State, r: int, candidate: Candidate, trained: Optional[Dict[str, Any]] = None,
+               picked: Optional[Dict[str, Any]] = None, start: Optional[float] = None) -> None:
+        """Train (unless `trained` holds its finished metrics) and judge one candidate; `picked` says which of the
+        round's candidates it is, and how they all did."""
+        picked = picked or {}
         changes = candidate.changes(state.incumbent["pipeline"] if state.incumbent else None)
         if candidate.pipeline is None:  # no valid edit after the repairs: nothing is trained
             llm = self._llm_usage(r)
@@ -181,11 +194,12 @@ class Refinement:
                                candidate.author)
             return
         if r not in state.proposals:
-            self.journal.append("proposal", round=r, **candidate.proposal(changes))
+            self.journal.append("proposal", round=r, **candidate.proposal(changes),
+                                **{k: v for k, v in picked.items() if k != "candidates"})
             if candidate.author == "human":  # the edit now lives in the journal: incumbent/ shows the incumbent again
                 self.incumbent.sync(State.of(self.journal).incumbent, force=True)
-        start = time.perf_counter()
-        metrics = self._train(r, candidate.pipeline)
+        start = start or time.perf_counter()
+        metrics = trained if trained is not None else self._train(r, candidate.pipeline)
         val = metrics.get("best_val_acc") if metrics.get("status") == "ok" else None
         loop = self.cfg.loop
         verdict = decide(val, state.incumbent_val, loop.min_delta, loop.accept,
@@ -208,7 +222,8 @@ class Refinement:
                             decision=verdict.decision, val_acc=val, incumbent_val=state.incumbent_val,
                             delta=verdict.delta, rule=verdict.rule, **{k: v for k, v in evidence.items() if k != "delta"},
                             changes=changes, summary=curve_summary(metrics), seconds=seconds,
-                            reason=reason, config_sha=self.incumbent.config_sha(), llm=llm)
+                            reason=reason, config_sha=self.incumbent.config_sha(), llm=llm,
+                            **({"candidates": picked["candidates"]} if picked.get("candidates") else {}))
         self.console.round(r, candidate.group, ", ".join(changes) or "-", val, verdict.delta, verdict.decision,
                            seconds, reason, llm, candidate.author, verdict.evidence)
         write_report(self.run_dir, State.of(self.journal))
@@ -223,6 +238,21 @@ class Refinement:
             spent = state.seconds_before(self.session_wall) + (time.perf_counter() - self.session_start)
             left = min(left, int(max(budget - spent, 0.0) // took))
         return max(left, 0)
+
+    def _trained(self, state: State, r: int) -> Optional[Dict[str, Any]]:
+        """The finished metrics of round r's chosen candidate (picked among several, then interrupted before the
+        decision): it is judged without training again. None: train it."""
+        metrics = self.run_dir / "rounds" / f"{r:02d}" / "metrics.json"
+        if state.proposals[r].get("of_candidates") and metrics.is_file():
+            return json.loads(metrics.read_text())
+        return None
+
+    def _round_of_candidates(self, state: State, r: int, candidates: List[Candidate]) -> None:
+        """Several edits of one group, trained at once (loop.executor); the best goes to the decision."""
+        start = time.perf_counter()
+        picked = train_candidates(self.run_dir, self.journal, self.console, state, r, candidates, self.cfg.loop,
+                                  self._train_config, self._run)
+        self._round(state, r, candidates[picked.index], picked.metrics, picked.journal(), start)
 
     def _evidence(self, r: int, state: State) -> Optional[Evidence]:
         """Round r against the incumbent, image by image on the validation split; None without both predictions."""

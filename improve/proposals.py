@@ -87,8 +87,10 @@ class Proposer:
         return f" (user's values kept: {self.pinned})" if self.pinned else ""
 
     # ------------------------------------------------------------------ later rounds
-    def propose(self, state: State, ctx: Context) -> Candidate:
-        """The analyst picks one group (every group for all_at_once); its engineer edits it."""
+    def propose(self, state: State, ctx: Context, count: int = 1) -> List[Candidate]:
+        """The analyst picks one group (every group for all_at_once); its engineer edits it, `count` times into
+        distinct candidates (loop.candidates): each later edit is asked for with the earlier ones as tried. Fewer
+        come back when the engineer has no further valid, untried edit; a single invalid one when it has none."""
         r = ctx.round
         base = state.incumbent["pipeline"] if state.incumbent else self.defaults
         choice = self.agent.analyst(ctx)
@@ -99,10 +101,22 @@ class Proposer:
             groups = [EDITABLE_GROUPS[r % len(EDITABLE_GROUPS)]]
         self.journal.append("analysis", round=r, group="+".join(groups), feedback=choice.feedback,
                             diagnosis=choice.diagnosis, author=choice.author or "analyst")
+        seen, siblings, out = state.tried_pipelines(), [], []
+        for _ in range(count):
+            found = self._edit(state, ctx, choice, groups, base, seen, siblings)
+            if found.pipeline is None:
+                break
+            out.append(found)
+            seen[fingerprint(found.pipeline)] = r
+            siblings.append(found.pipeline)
+        return out or [found]
+
+    def _edit(self, state: State, ctx: Context, choice: Choice, groups: List[str], base: Dict[str, Dict],
+              seen: Dict[str, int], siblings: List[Dict[str, Dict]]) -> Candidate:
         pipeline, whys, pf, repairs, authors = dict(base), [], None, 0, []
-        seen = state.tried_pipelines()
         for g in groups:
-            result = self._engineer(state, ctx, replace(choice, group=g), pipeline, seen)
+            result = self._engineer(state, ctx, replace(choice, group=g), pipeline, seen,
+                                    [s[g] for s in siblings])
             repairs += result.repairs
             authors.append(result.author)
             if result.pipeline is not None:
@@ -113,11 +127,12 @@ class Proposer:
         return Candidate(pipeline, _authors(authors), "+".join(groups), " | ".join(whys), pf, repairs)
 
     def _engineer(self, state: State, ctx: Context, choice: Choice, pipeline: Dict[str, Dict],
-                  seen: Dict[str, int]) -> Candidate:
+                  seen: Dict[str, int], siblings: List[Dict[str, Any]] = ()) -> Candidate:
         group, error, author = choice.group, None, "engineer"
         attempts = self.loop.max_repairs + 1
+        tried = state.tried(group) + [s for s in siblings if s not in state.tried(group)]
         for attempt in range(attempts):
-            edit = self.agent.engineer(choice, ctx, pipeline[group], state.tried(group), error)
+            edit = self.agent.engineer(choice, ctx, pipeline[group], tried, error)
             author = edit.author or "engineer"
             try:
                 if edit.error:
@@ -128,7 +143,7 @@ class Proposer:
                     raise EditRejected("no_change", f"the '{group}' group is unchanged; propose a different "
                                                     f"configuration")
                 if fingerprint(candidate) in seen:
-                    raise EditRejected("duplicate", f"this exact pipeline was already trained in round "
+                    raise EditRejected("duplicate", f"this exact pipeline was already proposed in round "
                                                     f"{seen[fingerprint(candidate)]}; propose something untried")
                 return Candidate(candidate, author, group, edit.rationale, pf, attempt)
             except EditRejected as err:

@@ -58,6 +58,9 @@ def write_report(run_dir: Path, state) -> Path:
             low, high = d["delta_interval"]
             delta += f" [{low:+.3f}, {high:+.3f}], p {d['p_value']:.2f}"
         decision = d["decision"] + (f" ({_short(d['reason'], 120)})" if d.get("reason") else "")
+        if d.get("candidates"):  # loop.candidates: the best of several edits of the group was judged
+            vals = ", ".join(f"{c['val_acc']:.4f}" if c["val_acc"] is not None else "failed" for c in d["candidates"])
+            decision += f"; best of {len(d['candidates'])} candidates ({vals})"
         lines.append(f"| {r} | {d['author']} | {d['group']} | {_cell('; '.join(d['changes'])[:300] or '-')} | "
                      f"{_cell(_short(p.get('rationale') or d.get('reason') or '', 160))} | {val} | {delta} | "
                      f"{_cell(decision)} | {d['seconds']} | {_tokens(d)} | {_cost(d)} |")

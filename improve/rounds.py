@@ -21,7 +21,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Set
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
@@ -104,6 +104,15 @@ def failed(rd: Path, error: str, kind: str, metrics: Optional[Dict] = None) -> D
     return metrics
 
 
+_LIVE: Set[multiprocessing.process.BaseProcess] = set()  # round processes running now (several: candidates)
+
+
+def kill_all() -> None:
+    """End every round process this loop is running (Ctrl-C while candidates train at once)."""
+    for proc in list(_LIVE):
+        _kill(proc)
+
+
 def _kill(proc: multiprocessing.process.BaseProcess) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)  # the run and any workers it started
@@ -132,11 +141,14 @@ def train_in_process(config: Dict[str, Any], rd: Path, timeout: float, live: boo
     proc = _context().Process(target=_round_main, args=(argv, dict(os.environ), None if live else str(log)),
                               name=f"improve round {name}")
     proc.start()
+    _LIVE.add(proc)
     try:
         proc.join(timeout)
     except BaseException:  # Ctrl-C in the caller: the round goes too (a resumed loop reruns it)
         _kill(proc)
         raise
+    finally:
+        _LIVE.discard(proc)
     if proc.exitcode is None:
         _kill(proc)
         return failed(rd, f"round timed out after {timeout:.0f} s (loop.round_timeout); use fewer epochs, a "

@@ -198,6 +198,11 @@ class LoopConfig:
     folds: int = _f(0, "score each round by stratified k-fold cross-validation over train+validation (k training "
                        "runs a round, pooled out-of-fold predictions) for small datasets; 0 or 1 = one split",
                     ge=0, le=20)
+    candidates: int = _f(1, "edits of the chosen group trained at once each round; the best of them is judged "
+                            "(several GPUs or machines)", ge=1, le=16)
+    executor: str = _f("local", "where a round's candidates train: local (processes on this machine, sharing its "
+                                "threads and GPUs) or ray (Ray tasks)", choices=["local", "ray"])
+    ray_address: Optional[str] = _f(None, "executor=ray: address of an existing Ray cluster; null = start Ray here")
     noise_floor: bool = _f(False, "train round 0's pipeline once more with another seed and show how far chance alone "
                                   "moves validation accuracy (one extra training run)")
     strategy: str = _f("iterative", "iterative: one group a round; all_at_once: every group every round (no-IR ablation)",

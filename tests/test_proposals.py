@@ -100,7 +100,7 @@ def test_an_unchanged_or_already_trained_edit_is_sent_back_and_then_the_round_ha
 
     proposer, journal, _ = make(tmp_path, Analyst(engineer=[same, again]))
     state = State.of(journal)
-    candidate = proposer.propose(state, ctx(2, state.incumbent))
+    candidate = proposer.propose(state, ctx(2, state.incumbent))[0]
     assert candidate.pipeline is None and candidate.repairs == 2
     assert [e["kind"] for e in errors(journal)] == ["no_change", "duplicate"]
     analysis = [e for e in journal.events() if e["event"] == "analysis"][-1]
@@ -115,5 +115,17 @@ def test_the_engineer_acts_on_the_analysts_diagnosis_field(tmp_path, diagnosis, 
 
     proposer, _, _ = make(tmp_path, Analyst())
     incumbent = {"round": 0, "pipeline": DEFAULTS, "val_acc": 0.5, "summary": {"diagnosis": "ok"}}
-    candidate = proposer.propose(State([]), ctx(1, incumbent))
+    candidate = proposer.propose(State([]), ctx(1, incumbent))[0]
     assert candidate.pipeline["trainer"][key] != DEFAULTS["trainer"][key]
+
+
+def test_several_candidates_are_distinct_edits_of_the_one_group_the_analyst_chose(tmp_path):
+    proposer, journal, _ = make(tmp_path, HeuristicAgent())
+    incumbent = {"round": 0, "pipeline": DEFAULTS, "val_acc": 0.5, "summary": {"diagnosis": "underfitting"}}
+    found = proposer.propose(State([]), ctx(1, incumbent), count=3)
+    assert len(found) == 3 and len({c.group for c in found}) == 1
+    group = found[0].group
+    assert all(c.pipeline[group] != DEFAULTS[group] for c in found)
+    assert len({yaml.safe_dump(c.pipeline, sort_keys=True) for c in found}) == 3  # no two alike
+    assert all(c.pipeline[g] == DEFAULTS[g] for c in found for g in EDITABLE_GROUPS if g != group)
+    assert len([e for e in journal.events() if e["event"] == "analysis"]) == 1  # one analyst call for the round
