@@ -11,7 +11,8 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from .loop import Refinement, load_run_config
+from .loop import Refinement
+from .run_config import load_run_config
 from .schema import register_configs
 from .paths import CONFIG_DIR
 

@@ -112,3 +112,14 @@ def build_mixup(num_classes: int, mixup_alpha: float = 0.0, cutmix_alpha: float 
 
     return Mixup(mixup_alpha=mixup_alpha, cutmix_alpha=cutmix_alpha, prob=mix_prob, switch_prob=switch_prob,
                  mode="batch", label_smoothing=label_smoothing, num_classes=num_classes)
+
+
+def flips_are_safe(train_transforms: Optional[Sequence[Dict[str, Any]]]) -> bool:
+    """A mirror keeps the label only when training itself flips (orientation and text tasks never do)."""
+    return any(t.get("name") == "HorizontalFlip" for t in train_transforms or [])
+
+
+def tta_views(x, flip_safe: bool) -> list:
+    """Label-safe test-time views of a N,C,H,W batch: the batch, plus its mirror when flips are safe, else 2-pixel
+    shifts in the four directions."""
+    return [x] + ([x.flip(-1)] if flip_safe else [x.roll(s, d) for s in (-2, 2) for d in (-1, -2)])

@@ -12,6 +12,7 @@ import torch.nn as nn
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
+from .augment import flips_are_safe, tta_views
 from .cache import fit_square
 from .module import Classifier
 
@@ -37,8 +38,8 @@ class Predictor:
         self.class_names: List[str] = list(self.classifier.hparams["class_names"])
         self.channels = int(self.classifier.hparams["in_chans"])
         self.size = int(config.augment.image_size)
-        transforms = config.augment.train_transforms or []
-        self.flip_safe = any(t.get("name") == "HorizontalFlip" for t in transforms)
+        self.flip_safe = flips_are_safe(config.augment.train_transforms)
+        self.tta = bool(config.augment.get("tta", False))  # the pipeline validated with TTA: predict uses it too
 
     @classmethod
     def from_run(cls, run_dir: Path) -> "Predictor":
@@ -62,9 +63,7 @@ class Predictor:
     def scores(self, batch: np.ndarray, tta: bool = False) -> np.ndarray:
         """Class probabilities for uint8 N,H,W,C images; `tta` averages label-safe variants."""
         x = torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).float()
-        views = [x]
-        if tta:  # a mirror only when training used flips (orientation/text tasks never do); else 2-px shifts
-            views += [x.flip(-1)] if self.flip_safe else [x.roll(s, d) for s in (-2, 2) for d in (-1, -2)]
+        views = tta_views(x, self.flip_safe) if tta or self.tta else [x]
         probs = torch.stack([self.model(v).softmax(-1) for v in views]).mean(0)
         return probs.numpy()
 

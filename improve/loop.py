@@ -36,13 +36,13 @@ from .llm import BudgetExhausted
 from .profile import dataset_profile, pretrained_reachable
 from .proposals import Proposer, override_key, pinned_values, pipeline_overrides
 from .report import write_report
+from .run_config import SETTINGS
 from .rounds import train_config, train_in_process, warm_up
 from .rules import decide, stop_reason
 from .schema import EDITABLE_GROUPS
 from .paths import project_path
 
 HISTORY_ROUNDS = 12  # rounds the agents see in full; older ones are only counted
-SETTINGS = ("loop", "constraints", "llm", "hardware", "logger")  # what a resume may change
 
 
 class Refinement:
@@ -292,21 +292,3 @@ class Refinement:
                              f"usable, so the offline expert played every role; see the rejections above (a larger "
                              f"model, or llm.max_tokens for cut-off replies)[/]")
         return result
-
-
-def load_run_config(run_dir: Path, overrides: List[str], composed: DictConfig) -> DictConfig:
-    """The saved settings of a run, with the command line's loop/constraints/llm/hardware overrides applied.
-
-    Their values are read from `composed` (the command line's config, as Hydra typed it), so a group option such
-    as `hardware=gpu` brings that option's whole group."""
-    saved = run_dir / "run_config.yaml"
-    if not saved.is_file():
-        raise FileNotFoundError(f"resume={run_dir}: no run_config.yaml there; give the directory of a run started "
-                                f"with python -m improve (it holds journal.jsonl)")
-    cfg = OmegaConf.load(saved)
-    for override in overrides:
-        key = override_key(override)
-        if key.split(".")[0] in SETTINGS:
-            OmegaConf.update(cfg, key, OmegaConf.select(composed, key), merge=False)
-    cfg.resume = str(run_dir)
-    return cfg

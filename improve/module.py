@@ -3,19 +3,17 @@
 Hyperparameters are stored as plain dicts, so checkpoints load with `weights_only=True`
 and resume works.
 """
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import lightning as L
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from omegaconf import OmegaConf
-from timm.loss import SoftTargetCrossEntropy
 from timm.scheduler import create_scheduler_v2
 from timm.scheduler.scheduler import Scheduler as TimmScheduler
 from torchmetrics.classification import MulticlassAccuracy
 
-from .augment import build_mixup, normalization
+from .augment import build_mixup, flips_are_safe, normalization, tta_views
 from .models import build_model
 from .optim import build_optimizer
 
@@ -24,13 +22,19 @@ class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite."""
 
 
+def class_weights(counts: List[int]) -> torch.Tensor:
+    """Inverse-frequency weights, mean 1 over the images: n / (classes * count); an absent class gets 0."""
+    c = torch.tensor(counts, dtype=torch.float32)
+    return torch.where(c > 0, c.sum() / (len(c) * c.clamp(min=1)), torch.zeros_like(c))
+
+
 def plain(cfg: Any) -> Any:
     return OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else cfg
 
 
 class Classifier(L.LightningModule):
     def __init__(self, model: Dict, augment: Dict, trainer: Dict, num_classes: int, in_chans: int,
-                 class_names: List[str]):
+                 class_names: List[str], class_counts: Optional[List[int]] = None):
         super().__init__()
         model, augment, trainer = plain(model), plain(augment), plain(trainer)
         self.save_hyperparameters()
@@ -43,8 +47,9 @@ class Classifier(L.LightningModule):
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1) * 255, persistent=False)
         self.mixup = build_mixup(num_classes, augment["mixup_alpha"], augment["cutmix_alpha"], augment["mix_prob"],
                                  augment["switch_prob"], t.label_smoothing)
-        self.train_loss_fn = SoftTargetCrossEntropy() if self.mixup else nn.CrossEntropyLoss(
-            label_smoothing=t.label_smoothing)
+        self.flip_safe, self.tta = flips_are_safe(augment["train_transforms"]), bool(augment.get("tta", False))
+        weights = class_weights(class_counts) if t.get("balance") == "loss" and class_counts else None
+        self.register_buffer("class_weights", weights, persistent=False)  # None unless trainer.balance=loss
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
@@ -64,10 +69,11 @@ class Classifier(L.LightningModule):
         if self.mixup is not None and len(x) % 2 == 0:
             x_mix, y_soft = self.mixup(x, y)
             logits = self.net(x_mix)
-            loss = self.train_loss_fn(logits, y_soft)
+            w = self.class_weights if self.class_weights is not None else 1.0
+            loss = (-(y_soft * w) * logits.log_softmax(-1)).sum(-1).mean()  # soft-target cross-entropy
         else:
             logits = self.net(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=self.t.label_smoothing)
+            loss = F.cross_entropy(logits, y, weight=self.class_weights, label_smoothing=self.t.label_smoothing)
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
                 f"training loss became {loss.item()} at epoch {self.current_epoch}, step {self.global_step} "
@@ -79,7 +85,11 @@ class Classifier(L.LightningModule):
 
     def _evaluate(self, batch, stage: str, metric: MulticlassAccuracy):
         x, y = batch
-        logits = self(x)
+        if self.tta:  # the averaged probabilities of the label-safe views, as log-probabilities
+            x = self.normalize(x)
+            logits = torch.stack([self.net(v).softmax(-1) for v in tta_views(x, self.flip_safe)]).mean(0).log()
+        else:
+            logits = self(x)
         loss = F.cross_entropy(logits, y)
         metric(logits, y)
         self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=stage == "val", batch_size=len(y), sync_dist=True)
@@ -93,7 +103,7 @@ class Classifier(L.LightningModule):
 
     def configure_optimizers(self):
         t = self.t
-        optimizer = build_optimizer(self.net, t.optimizer, t.lr, t.weight_decay, t.momentum)
+        optimizer = build_optimizer(self.net, t.optimizer, t.lr, t.weight_decay, t.momentum, t.get("layer_decay", 1.0))
         if t.scheduler == "none":
             return optimizer
         total = max(1, int(self.trainer.estimated_stepping_batches))

@@ -25,7 +25,9 @@ def check_optimizer_name(name: str) -> None:
                           + f". Choose from {list(optimizer_names())}")
 
 
-def build_optimizer(net: nn.Module, optimizer: str, lr: float, weight_decay: float, momentum: float):
-    """timm.optim.create_optimizer_v2 from the `trainer` group's keys."""
+def build_optimizer(net: nn.Module, optimizer: str, lr: float, weight_decay: float, momentum: float,
+                    layer_decay: float = 1.0):
+    """timm.optim.create_optimizer_v2 from the `trainer` group's keys (layer_decay < 1: timm's layer-wise lr decay)."""
     check_optimizer_name(optimizer)
-    return create_optimizer_v2(net, opt=optimizer, lr=lr, weight_decay=weight_decay, momentum=momentum)
+    return create_optimizer_v2(net, opt=optimizer, lr=lr, weight_decay=weight_decay, momentum=momentum,
+                               layer_decay=layer_decay if layer_decay < 1.0 else None)

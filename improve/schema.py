@@ -86,6 +86,8 @@ class AugmentConfig:
     std: Optional[List[float]] = _f(None, "per-channel normalisation std in (0,1], one value per channel; null = the "
                                           "model's default (ImageNet)", min_items=1, max_items=3,
                                     items={"gt": 0.0, "le": 1.0})
+    tta: bool = _f(False, "test-time augmentation: validation, test and predict average label-safe views (a mirror "
+                          "when training flips, else 2-pixel shifts); selection sees it too")
     mixup_alpha: float = _f(0.0, "MixUp beta-distribution alpha; 0 disables MixUp", ge=0.0, le=10.0)
     cutmix_alpha: float = _f(0.0, "CutMix beta-distribution alpha; 0 disables CutMix", ge=0.0, le=10.0)
     mix_prob: float = _f(1.0, "probability that a training batch is mixed at all (when MixUp or CutMix is on)", ge=0.0, le=1.0)
@@ -121,6 +123,14 @@ class TrainerConfig:
     label_smoothing: float = _f(0.0, "label smoothing of the cross-entropy targets", ge=0.0, lt=1.0)
     grad_clip: float = _f(0.0, "clip the gradient norm to this value; 0 = no clipping", ge=0.0)
     early_stopping: int = _f(0, "stop after this many epochs without val accuracy gain; 0 = off", ge=0)
+    ema_decay: float = _f(0.0, "exponential moving average of the weights, e.g. 0.999: validation, checkpoints and the "
+                               "final model use the averaged weights; 0 = off", ge=0.0, lt=1.0)
+    layer_decay: float = _f(1.0, "layer-wise lr decay for fine-tuning a pretrained backbone: each layer nearer the "
+                                 "input gets this factor of the lr of the layer above (timm); 1 = off", gt=0.0, le=1.0)
+    freeze_epochs: int = _f(0, "train only the classifier head for this many first epochs (a pretrained backbone stays "
+                               "frozen meanwhile); 0 = off, fewer than epochs", ge=0)
+    balance: str = _f("none", "class imbalance: none, sampler (each class drawn equally often) or loss (cross-entropy "
+                              "weighted by inverse class frequency)", choices=["none", "sampler", "loss"])
 
 
 @dataclass

@@ -107,7 +107,8 @@ def _same_length(values) -> str:
 
 RELATIONS = {  # rules between keys of one group, for agents' edits: test(values) -> the problem, or ""
     "trainer": [_below("trainer", "min_lr", "lr", "the cosine schedule's floor must lie under its peak"),
-                _below("trainer", "warmup_epochs", "epochs", "warm-up cannot outlast training", or_equal=True)],
+                _below("trainer", "warmup_epochs", "epochs", "warm-up cannot outlast training", or_equal=True),
+                _below("trainer", "freeze_epochs", "epochs", "the whole network must train for at least one epoch")],
     "augment": [_same_length],
 }
 

@@ -25,6 +25,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from .augment import build_train_transform, check_transform_output
+from .callbacks import lever_callbacks
 from .data import ImageDataModule
 from .loggers import build_loggers
 from .models import check_model_name, count_parameters
@@ -72,6 +73,7 @@ def _trainer(cfg: DictConfig, out: Path, record: RunRecord) -> L.Trainer:
     ]
     if t.early_stopping:
         callbacks.append(EarlyStopping(monitor="val/acc", mode="max", patience=t.early_stopping))
+    callbacks += lever_callbacks(t)
     return L.Trainer(
         max_epochs=t.epochs, accelerator=hw.accelerator, devices=hw.devices, num_nodes=hw.num_nodes,
         strategy=hw.strategy, precision=hw.precision, deterministic=hw.deterministic,
@@ -111,10 +113,11 @@ def _run(cfg: DictConfig, out: Path, record: RunRecord) -> None:
     train_transform = build_train_transform(cfg.augment.train_transforms)
     data = ImageDataModule(cfg.dataset, cfg.augment.image_size, project_path(cfg.paths.cache_dir),
                            project_path(cfg.dataset.path), cfg.trainer.batch_size, cfg.hardware.num_workers,
-                           train_transform)
+                           train_transform, balance=cfg.trainer.balance)
     splits = data.prepare()
     check_transform_output(train_transform, cfg.augment.image_size, data.channels, cfg.seed)
-    model = Classifier(cfg.model, cfg.augment, cfg.trainer, data.num_classes, data.channels, splits.class_names)
+    model = Classifier(cfg.model, cfg.augment, cfg.trainer, data.num_classes, data.channels, splits.class_names,
+                       data.class_counts("train"))
     record.update(num_params=count_parameters(model.net), dataset={
         "name": cfg.dataset.name, "classes": splits.class_names, "channels": data.channels,
         "image_size": cfg.augment.image_size, "train": len(splits.train), "val": len(splits.val),

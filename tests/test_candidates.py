@@ -1,6 +1,5 @@
 """Several candidates a round: trained at once (local processes, Ray), one decision, resume after an interruption."""
 import io
-import json
 import time
 
 import pytest

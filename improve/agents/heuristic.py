@@ -121,6 +121,7 @@ class HeuristicAgent:
                      lr=2e-4 if (pretrained and coordinated) else 3e-3, weight_decay=0.05, scheduler="cosine",
                      warmup_epochs=1.0, label_smoothing=0.0, grad_clip=0.0, early_stopping=0)
             v["batch_size"] = 32 if size >= 128 else 64
+            v["balance"] = "sampler" if p.get("imbalance_ratio", 1.0) > 3 else v.get("balance", "none")  # skewed data
         return v
 
     # ------------------------------------------------------------------ analyst

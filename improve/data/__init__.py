@@ -14,7 +14,7 @@ import lightning as L
 import numpy as np
 import torch
 from sklearn.model_selection import StratifiedKFold, train_test_split
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from ..cache import Cached, load_cached
 from ..sources import open_source
@@ -122,8 +122,9 @@ def _batch_as_is(batch):
 
 class ImageDataModule(L.LightningDataModule):
     def __init__(self, ds, image_size: int, cache_dir: Path, data_root: Optional[Path], batch_size: int,
-                 num_workers: int = 0, train_transform=None, drop_last: bool = True):
+                 num_workers: int = 0, train_transform=None, drop_last: bool = True, balance: str = "none"):
         super().__init__()
+        self.balance = balance  # trainer.balance=sampler: training batches draw every class equally often
         self.ds, self.image_size, self.cache_dir, self.data_root = ds, image_size, cache_dir, data_root
         self.batch_size, self.num_workers, self.train_transform = batch_size, num_workers, train_transform
         self.drop_last = drop_last
@@ -160,8 +161,22 @@ class ImageDataModule(L.LightningDataModule):
                           collate_fn=_batch_as_is, drop_last=drop_last and len(data) > self.batch_size,
                           persistent_workers=self.num_workers > 0, pin_memory=torch.cuda.is_available())
 
+    def class_counts(self, split: str = "train") -> List[int]:
+        """Images per class in a split."""
+        s = self.prepare()
+        _, labels = s.cached.arrays(s.test_split if split == "test" else "train")
+        return np.bincount(labels[getattr(s, split)], minlength=len(s.class_names)).tolist()
+
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", True, self.train_transform, self.drop_last)
+        if self.balance != "sampler":
+            return self._loader("train", True, self.train_transform, self.drop_last)
+        data = self.dataset("train", self.train_transform)
+        counts = np.asarray(self.class_counts("train"), np.float64)
+        weights = 1.0 / counts[data.labels[data.indices]]  # each class drawn equally often, with replacement
+        sampler = WeightedRandomSampler(torch.as_tensor(weights), num_samples=len(data), replacement=True)
+        return DataLoader(data, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
+                          collate_fn=_batch_as_is, drop_last=self.drop_last and len(data) > self.batch_size,
+                          persistent_workers=self.num_workers > 0, pin_memory=torch.cuda.is_available())
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", False)

@@ -1,0 +1,117 @@
+"""The levers real solutions use, each proven to change what trains: EMA, frozen head-first training, layer-wise lr
+decay, class balancing, test-time augmentation; each key rejected when out of range."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from lightning.pytorch.callbacks import Callback
+
+import improve.train as train_module
+from improve.data import ImageDataModule
+from improve.edits import EditRejected
+from improve.inference import Predictor, predict_split
+from improve.train import train
+
+from . import fixtures
+from .test_edits import validate
+
+SMALL = ["dataset.max_train=300", "trainer.epochs=2"]
+
+
+def test_ema_weights_differ_from_the_raw_weights_and_are_what_is_validated_and_saved(compose_cfg, tmp_path):
+    cfg = compose_cfg(*SMALL, "trainer.ema_decay=0.9", "save_last=false")
+    metrics = train(cfg)
+    assert metrics["status"] == "ok", metrics.get("error")
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
+    raw, ema = ckpt["current_model_state"], ckpt["state_dict"]
+    assert any(not torch.equal(raw[k], ema[k]) for k in ema if k.startswith("net.") and ema[k].is_floating_point())
+    val = predict_split(cfg, tmp_path / "run" / "checkpoints" / "best.ckpt", "val")
+    assert val["acc"] == pytest.approx(metrics["best_val_acc"], abs=1e-6)  # the saved (EMA) weights scored val
+
+
+def test_a_frozen_backbone_does_not_move_during_the_freeze_epochs(compose_cfg, monkeypatch):
+    seen = {}
+
+    class Watch(Callback):
+        def on_train_start(self, trainer, pl_module):
+            seen["start"] = {k: v.detach().clone() for k, v in pl_module.net.named_parameters()}
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            seen[trainer.current_epoch] = {k: v.detach().clone() for k, v in pl_module.net.named_parameters()}
+
+    real = train_module.lever_callbacks
+    monkeypatch.setattr(train_module, "lever_callbacks", lambda t: real(t) + [Watch()])
+    metrics = train(compose_cfg(*SMALL, "trainer.freeze_epochs=1"))
+    assert metrics["status"] == "ok", metrics.get("error")
+    head = {"fc.weight", "fc.bias"}  # resnet10t's classifier
+    backbone = [k for k in seen["start"] if k not in head]
+    assert all(torch.equal(seen["start"][k], seen[0][k]) for k in backbone)  # frozen in epoch 0
+    assert not all(torch.equal(seen["start"][k], seen[0][k]) for k in head)  # the head learnt
+    assert not all(torch.equal(seen[0][k], seen[1][k]) for k in backbone)  # everything trains in epoch 1
+
+
+def test_layer_decay_gives_layers_nearer_the_input_smaller_learning_rates():
+    import timm
+
+    from improve.optim import build_optimizer
+
+    net = timm.create_model("resnet10t", num_classes=10, in_chans=1)
+    flat = build_optimizer(net, "adamw", 1e-3, 0.05, 0.9)
+    decayed = build_optimizer(net, "adamw", 1e-3, 0.05, 0.9, layer_decay=0.5)
+    assert {g["lr"] for g in flat.param_groups} == {1e-3}
+    scales = sorted({g.get("lr_scale", 1.0) for g in decayed.param_groups})
+    assert len(scales) > 2 and scales[0] < 0.1 and scales[-1] == 1.0
+
+
+def test_the_balanced_sampler_draws_every_class_about_equally_often(compose_cfg, tmp_path):
+    root = tmp_path / "imbalanced"
+    rng = np.random.default_rng(0)
+    for name, n in (("common", 60), ("rare", 8)):
+        (root / name).mkdir(parents=True)
+        for i in range(n):
+            fixtures._img(rng, (24, 24)).save(root / name / f"{i}.png")
+    cfg = compose_cfg("dataset=folder", f"dataset.path={root}")
+    dm = ImageDataModule(cfg.dataset, 16, Path(cfg.paths.cache_dir), root, batch_size=8, balance="sampler")
+    counts = dm.class_counts("train")
+    assert counts[0] > 4 * counts[1]
+    drawn = np.zeros(2, int)
+    for _ in range(20):
+        for _, y in dm.train_dataloader():
+            drawn += np.bincount(y.numpy(), minlength=2)
+    assert 0.8 < drawn[1] / drawn[0] < 1.25
+
+
+def test_loss_balancing_weights_classes_by_inverse_frequency():
+    from improve.module import class_weights
+
+    w = class_weights([60, 20, 0])
+    assert w[1] == pytest.approx(3 * w[0]) and w[2] == 0
+
+
+def test_tta_changes_validation_predictions_and_is_what_validation_scores(compose_cfg, tmp_path):
+    cfg = compose_cfg(*SMALL, "augment.tta=true", "save_val_predictions=true")
+    metrics = train(cfg)
+    assert metrics["status"] == "ok", metrics.get("error")
+    saved = json.loads((tmp_path / "run" / "val_predictions.json").read_text())
+    assert saved["acc"] == pytest.approx(metrics["best_val_acc"], abs=1e-6)  # selection saw the TTA scores
+    predictor = Predictor(cfg, tmp_path / "run" / "checkpoints" / "best.ckpt")
+    images = np.random.default_rng(0).integers(0, 256, (32, 32, 32, 1), dtype=np.uint8)
+    with_tta = predictor.predict_arrays(images)
+    predictor.tta = False
+    assert not np.allclose(with_tta, predictor.predict_arrays(images))
+
+
+@pytest.mark.parametrize("group,text,words", [
+    ("trainer", "ema_decay: 1.0", ["trainer.ema_decay=1.0", "< 1.0"]),
+    ("trainer", "layer_decay: 0", ["trainer.layer_decay=0", "> 0"]),
+    ("trainer", "freeze_epochs: 15", ["trainer.freeze_epochs=15", "below trainer.epochs=15"]),
+    ("trainer", "balance: oversample", ["trainer.balance", "oversample", "sampler"]),
+    ("augment", "tta: maybe", ["tta"]),
+])
+def test_every_lever_key_is_rejected_with_a_clear_message_when_out_of_range(group, text, words):
+    with pytest.raises(EditRejected) as err:
+        validate(text, group)
+    for w in words:
+        assert w in str(err.value), str(err.value)
