@@ -3,8 +3,8 @@
 Iterative Refinement keeps its attribution: all K change the same single group of the same
 incumbent. Each is journaled (`candidate_proposal`, `candidate_result`) and shown as it finishes;
 the best validation score among them goes to the keep/revert decision under the acceptance rule
-in force, and its run becomes the round's own (`rounds/NN/`), the others staying in
-`rounds/NN/candI/` without checkpoints. A failed candidate does not stop the others. After a kill,
+in force, and its run is copied to be the round's own (`rounds/NN/`); every candidate stays in
+`rounds/NN/candI/`, without its checkpoint. A failed candidate does not stop the others. After a kill,
 a finished candidate is never trained again; the unfinished ones are.
 """
 import json
@@ -32,14 +32,18 @@ class Picked:
 
 
 def _adopt(rd: Path, chosen: Path) -> None:
-    """Move the chosen candidate's run into the round's folder, replacing what an earlier attempt left there."""
+    """Copy the chosen candidate's run into the round's folder, replacing what an earlier attempt left there. A copy,
+    not a move: killed right after, a resumed round still finds the candidate finished in its own folder."""
     for entry in chosen.iterdir():
         target = rd / entry.name
         if target.is_dir():
             shutil.rmtree(target)
         elif target.exists():
             target.unlink()
-        shutil.move(str(entry), str(target))
+        if entry.is_dir():
+            shutil.copytree(entry, target)
+        else:
+            shutil.copy2(entry, target)
 
 
 def train_candidates(run_dir: Path, journal: Journal, console: LoopConsole, state: State, r: int,
