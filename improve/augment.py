@@ -123,3 +123,11 @@ def tta_views(x, flip_safe: bool) -> list:
     """Label-safe test-time views of a N,C,H,W batch: the batch, plus its mirror when flips are safe, else 2-pixel
     shifts in the four directions."""
     return [x] + ([x.flip(-1)] if flip_safe else [x.roll(s, d) for s in (-2, 2) for d in (-1, -2)])
+
+
+def tta_probs(model, x, flip_safe: bool):
+    """Class probabilities averaged over the label-safe views of a batch (what validation, test and predict use
+    when augment.tta is on)."""
+    import torch
+
+    return torch.stack([model(v).softmax(-1) for v in tta_views(x, flip_safe)]).mean(0)

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 import numpy as np
-from omegaconf import open_dict
 from rich.console import Console
 
 from .journal import Journal
@@ -37,8 +36,6 @@ def run_one(dataset: str, k: int, seed: int, seconds: float, epochs: int, out: P
                                     f"seed={seed}", "llm=heuristic", "loop.pretrained_reachable=false",
                                     f"loop.max_epochs={epochs}", "loop.rounds=1000", f"loop.time_budget={seconds}",
                                     f"loop.candidates={k}", "loop.executor=local", *extra], out, out.parent / "cache")
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(out)
     Refinement(cfg, out, console=Console(file=io.StringIO())).run()
     return Journal(out / "journal.jsonl").events()
 

@@ -2,28 +2,22 @@
 
 `loop.executor=local`: one process per candidate (forked like every round, `rounds.py`), started
 together; the CPU threads are shared out (`hardware.threads` = cores / candidates unless set) and,
-with several GPUs, each candidate sees its own (`CUDA_VISIBLE_DEVICES`). `loop.executor=ray`:
+with several GPUs, each candidate trains on its own (`hardware.devices`). `loop.executor=ray`:
 each candidate is a Ray task asking for the CPUs and GPUs its `hardware` group needs, running
-`python -m improve.train` on its frozen config; `loop.ray_address` joins an existing cluster
+the same time-limited training process on its frozen config; `loop.ray_address` joins an existing cluster
 (whose workers must see the run directory, e.g. on a shared file system), else a local Ray
 starts on this machine. A failed candidate is a failed result, never an exception for the others;
 Ctrl-C or a kill of the loop ends every candidate's process.
 """
-import json
 import os
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from .folds import train_folds
+from .folds import scored_run
 from .paths import PROJECT_ROOT
 from .rounds import failed, kill_all
-
-EXECUTORS = ("local", "ray")
-
 
 @dataclass
 class Job:
@@ -89,28 +83,6 @@ def resources(hardware: Dict[str, Any]) -> Dict[str, float]:
     return {"num_cpus": max(1, int(hardware.get("threads") or 1)), "num_gpus": gpus}
 
 
-def train_subprocess(config: Dict[str, Any], rd: Path, timeout: float, folds: int = 0) -> Dict[str, Any]:
-    """A candidate's training as `python -m improve.train` in a fresh interpreter (what a Ray task runs)."""
-    def once(cfg: Dict[str, Any], out: Path, keep=frozenset()) -> Dict[str, Any]:
-        import yaml
-
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-        cmd = [sys.executable, "-m", "improve.train", f"--config-path={out.resolve()}", "--config-name=config",
-               f"hydra.run.dir={out.resolve()}"]
-        try:
-            with open(out / "stdout.log", "w") as log:
-                subprocess.run(cmd, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return failed(out, f"candidate timed out after {timeout:.0f} s (loop.round_timeout)", "TimeoutError")
-        metrics = out / "metrics.json"
-        if not metrics.is_file():
-            return failed(out, f"training crashed without writing metrics.json; see {out}/stdout.log", "Crash")
-        return json.loads(metrics.read_text())
-
-    return train_folds(config, rd, folds, once) if folds >= 2 else once(config, rd)
-
-
 def run_ray(jobs: List[Job], address: Optional[str], timeout: float, folds: int,
             on_done: Callable[[int, Dict[str, Any]], None]) -> List[Dict[str, Any]]:
     """Train each job as a Ray task; results in job order, each reported through on_done as it finishes."""
@@ -122,7 +94,7 @@ def run_ray(jobs: List[Job], address: Optional[str], timeout: float, folds: int,
     if not ray.is_initialized():
         ray.init(address=address or None, include_dashboard=False, log_to_driver=False,
                  runtime_env={"env_vars": {"PYTHONPATH": str(PROJECT_ROOT)}})
-    task = ray.remote(train_subprocess)
+    task = ray.remote(scored_run)  # the same forked, time-limited run as the local executor's, in a Ray worker
     cpus = int(ray.cluster_resources().get("CPU", 1))
     configs = [share_hardware(j.config, i, len(jobs), cpus, 0) for i, j in enumerate(jobs)]  # Ray places the GPUs
     refs = [task.options(**resources(c["hardware"])).remote(c, j.output_dir, timeout, folds)

@@ -12,7 +12,7 @@ import torch.nn as nn
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
-from .augment import flips_are_safe, tta_views
+from .augment import flips_are_safe, tta_probs
 from .cache import fit_square
 from .module import Classifier
 
@@ -63,8 +63,7 @@ class Predictor:
     def scores(self, batch: np.ndarray, tta: bool = False) -> np.ndarray:
         """Class probabilities for uint8 N,H,W,C images; `tta` averages label-safe variants."""
         x = torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).float()
-        views = tta_views(x, self.flip_safe) if tta or self.tta else [x]
-        probs = torch.stack([self.model(v).softmax(-1) for v in views]).mean(0)
+        probs = tta_probs(self.model, x, self.flip_safe) if tta or self.tta else self.model(x).softmax(-1)
         return probs.numpy()
 
     def predict_arrays(self, images: np.ndarray, batch_size: int = 128, tta: bool = False) -> np.ndarray:

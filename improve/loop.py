@@ -26,7 +26,7 @@ from .agents import Context, RoundSkipped, make_agent
 from .candidate import Candidate
 from .confirm import Confirmer
 from .candidates import train_candidates
-from .folds import train_folds
+from .folds import scored_run
 from .console import LoopConsole
 from .finish import finish
 from .history import curve_summary
@@ -37,7 +37,7 @@ from .profile import dataset_profile, pretrained_reachable
 from .proposals import Proposer, override_key, pinned_values, pipeline_overrides
 from .report import write_report
 from .run_config import SETTINGS
-from .rounds import train_config, train_in_process, warm_up
+from .rounds import train_config, warm_up
 from .rules import decide, stop_reason
 from .schema import EDITABLE_GROUPS
 from .paths import project_path
@@ -274,10 +274,7 @@ class Refinement:
 
     def _run(self, config: Dict[str, Any], rd: Path, live: bool = False, keep: frozenset = frozenset()):
         """One scored training run: a process of its own, or one per fold under loop.folds."""
-        timeout, folds = self.cfg.loop.round_timeout, self.cfg.loop.folds
-        if folds >= 2:
-            return train_folds(config, rd, folds, lambda c, d, k: train_in_process(c, d, timeout, keep=k), keep)
-        return train_in_process(config, rd, timeout, live, keep=keep)
+        return scored_run(config, rd, self.cfg.loop.round_timeout, self.cfg.loop.folds, live, keep)
 
     def _finish(self) -> Dict[str, Any]:
         state = State.of(self.journal)

@@ -13,7 +13,7 @@ from timm.scheduler import create_scheduler_v2
 from timm.scheduler.scheduler import Scheduler as TimmScheduler
 from torchmetrics.classification import MulticlassAccuracy
 
-from .augment import build_mixup, flips_are_safe, normalization, tta_views
+from .augment import build_mixup, flips_are_safe, normalization, tta_probs
 from .models import build_model
 from .optim import build_optimizer
 
@@ -86,8 +86,7 @@ class Classifier(L.LightningModule):
     def _evaluate(self, batch, stage: str, metric: MulticlassAccuracy):
         x, y = batch
         if self.tta:  # the averaged probabilities of the label-safe views, as log-probabilities
-            x = self.normalize(x)
-            logits = torch.stack([self.net(v).softmax(-1) for v in tta_views(x, self.flip_safe)]).mean(0).log()
+            logits = tta_probs(self.net, self.normalize(x), self.flip_safe).log()
         else:
             logits = self(x)
         loss = F.cross_entropy(logits, y)

@@ -130,7 +130,8 @@ class Proposer:
                   seen: Dict[str, int], siblings: List[Dict[str, Any]] = ()) -> Candidate:
         group, error, author = choice.group, None, "engineer"
         attempts = self.loop.max_repairs + 1
-        tried = state.tried(group) + [s for s in siblings if s not in state.tried(group)]
+        before = state.tried(group)
+        tried = before + [s for s in siblings if s not in before]
         for attempt in range(attempts):
             edit = self.agent.engineer(choice, ctx, pipeline[group], tried, error)
             author = edit.author or "engineer"

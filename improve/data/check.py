@@ -10,7 +10,8 @@ import numpy as np
 
 from ..cache import load_cached
 from ..paths import project_path
-from ..sources import DatasetMissingError, image_file_name, open_source
+from ..predict import list_inputs
+from ..sources import DatasetMissingError, open_source
 from . import make_splits
 
 
@@ -58,14 +59,17 @@ def _submission(ds, root: Path) -> (List[str], List[str]):
         if not sample.is_file():
             problems.append(f"no sample submission {sample} (dataset.sample_submission={ds.sample_submission})")
         else:
-            lines = [line.split(",") for line in sample.read_text().splitlines() if line.strip()]
-            folder = test_dir or root / (ds.get("image_dir") or "images")
-            absent = [row[0] for row in lines[1:] if not (folder / image_file_name(ds, row[0])).is_file()]
-            found.append(f"sample submission: {sample.name}, header {','.join(lines[0]) if lines else '(empty)'}, "
-                         f"{len(lines) - 1} ids, labels written as {ds.submission_labels}")
+            try:  # read exactly as predict reads it: same CSV parsing, same image folder and file names
+                inputs = list_inputs(sample, ds, None)
+            except (FileNotFoundError, ValueError) as err:
+                problems.append(str(err))
+                return found, problems
+            absent = [Path(path) for _, path in inputs.rows if not Path(path).is_file()]
+            found.append(f"sample submission: {sample.name}, header {','.join(inputs.header)}, "
+                         f"{len(inputs.rows)} ids, labels written as {ds.submission_labels}")
             if absent:
-                problems.append(f"{len(absent)} id(s) of {sample.name} have no image in {folder}, e.g. "
-                                f"{', '.join(image_file_name(ds, i) for i in absent[:5])}")
+                problems.append(f"{len(absent)} id(s) of {sample.name} have no image in {absent[0].parent}, e.g. "
+                                f"{', '.join(p.name for p in absent[:5])}")
     return found, problems
 
 
