@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from .augment import build_train_transform, check_transform_output
 from .callbacks import lever_callbacks
 from .data import ImageDataModule
+from .hardware import prepare_model, resolve
 from .loggers import build_loggers
 from .models import check_model_name, count_parameters
 from .module import Classifier
@@ -66,6 +67,7 @@ def validate(cfg: DictConfig) -> None:
 
 def _trainer(cfg: DictConfig, out: Path, record: RunRecord) -> L.Trainer:
     hw, t = cfg.hardware, cfg.trainer
+    precision = resolve(hw).precision
     callbacks = [
         EpochHistory(record),
         ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val/acc", mode="max",
@@ -76,7 +78,7 @@ def _trainer(cfg: DictConfig, out: Path, record: RunRecord) -> L.Trainer:
     callbacks += lever_callbacks(t)
     return L.Trainer(
         max_epochs=t.epochs, accelerator=hw.accelerator, devices=hw.devices, num_nodes=hw.num_nodes,
-        strategy=hw.strategy, precision=hw.precision, deterministic=hw.deterministic,
+        strategy=hw.strategy, precision=precision, deterministic=hw.deterministic,
         gradient_clip_val=t.grad_clip or None, callbacks=callbacks, enable_progress_bar=hw.progress_bar,
         logger=build_loggers(cfg, out), default_root_dir=out, num_sanity_val_steps=0,
         log_every_n_steps=10, enable_model_summary=False)
@@ -112,7 +114,7 @@ def _run(cfg: DictConfig, out: Path, record: RunRecord) -> None:
 
     train_transform = build_train_transform(cfg.augment.train_transforms)
     data = ImageDataModule(cfg.dataset, cfg.augment.image_size, project_path(cfg.paths.cache_dir),
-                           project_path(cfg.dataset.path), cfg.trainer.batch_size, cfg.hardware.num_workers,
+                           project_path(cfg.dataset.path), cfg.trainer.batch_size, resolve(cfg.hardware).num_workers,
                            train_transform, balance=cfg.trainer.balance)
     splits = data.prepare()
     check_transform_output(train_transform, cfg.augment.image_size, data.channels, cfg.seed)
@@ -130,7 +132,8 @@ def _run(cfg: DictConfig, out: Path, record: RunRecord) -> None:
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
         warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")  # inside Lightning, not ours
-        trainer.fit(model, datamodule=data, ckpt_path=str(project_path(cfg.ckpt_path)) if cfg.ckpt_path else None)
+        resume = str(project_path(cfg.ckpt_path)) if cfg.ckpt_path else None
+        trainer.fit(prepare_model(model, cfg.hardware), datamodule=data, ckpt_path=resume)
         record.reload()
         checkpoint = trainer.checkpoint_callback
         record.data["timings"]["fit_s"] = round(time.perf_counter() - t_fit, 3)
