@@ -13,6 +13,7 @@ import albumentations as A
 import numpy as np
 
 from .names import UnknownName
+from .policies import POLICY_PARAMS, build_policy
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -26,7 +27,7 @@ def transform_names() -> Tuple[str, ...]:
         if (isinstance(obj, type) and issubclass(obj, (A.ImageOnlyTransform, A.DualTransform))
                 and not name.endswith("3D") and obj not in (A.ImageOnlyTransform, A.DualTransform)):
             names.append(name)
-    return tuple(sorted(names))
+    return tuple(sorted(names)) + tuple(POLICY_PARAMS)  # plus the named policies (improve/policies.py)
 
 
 def _accepted_params(cls) -> Optional[set]:
@@ -47,6 +48,8 @@ def build_transform(spec: Dict[str, Any], where: str):
         close = difflib.get_close_matches(name, transform_names(), n=5, cutoff=0.5)
         raise UnknownName("transform", f"{where}.name={name!r} is not an albumentations image transform"
                           + (f"; did you mean one of {close}?" if close else f"; choose from {list(transform_names())}"))
+    if name in POLICY_PARAMS:
+        return build_policy(spec, where)
     cls = getattr(A, name)
     accepted = _accepted_params(cls)
     unknown = sorted(set(params) - accepted) if accepted is not None else []

@@ -27,7 +27,8 @@ class AugmentConfig:
     image_size: int = _f(32, "square side in pixels the images are resized/centre-cropped to", ge=8, le=1024)
     train_transforms: List[Dict[str, Any]] = _f(
         [{"name": "Affine", "scale": [0.9, 1.1], "translate_percent": [-0.08, 0.08], "rotate": [-10, 10], "p": 0.7}],
-        "albumentations transforms applied to training images, in order: [{name: ClassName, <param>: value, ...}]",
+        "albumentations transforms applied to training images, in order: [{name: ClassName, <param>: value, ...}]; "
+        "also the named policies {name: RandAugment, num_ops: 2, magnitude: 0-10} and {name: TrivialAugment}",
         max_items=16)
     mean: Optional[List[float]] = _f(None, "per-channel normalisation mean in [0,1], one value per channel; null = the "
                                            "model's default (ImageNet)", min_items=1, max_items=3,

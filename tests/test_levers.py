@@ -103,12 +103,30 @@ def test_tta_changes_validation_predictions_and_is_what_validation_scores(compos
     assert not np.allclose(with_tta, predictor.predict_arrays(images))
 
 
+def test_a_named_policy_trains_and_geometric_false_leaves_shapes_where_they_are(compose_cfg):
+    from albumentations import Affine
+
+    from improve.augment import build_train_transform
+
+    policy = build_train_transform([{"name": "TrivialAugment", "geometric": False}]).transforms[0]
+    assert not any(isinstance(op, Affine) for op in policy.transforms)
+    full = build_train_transform([{"name": "RandAugment", "num_ops": 2, "magnitude": 9}]).transforms[0]
+    assert sum(isinstance(op, Affine) for op in full.transforms) == 5 and full.n == 2
+    image = np.random.default_rng(0).integers(0, 256, (32, 32, 1), dtype=np.uint8)
+    assert any(not np.array_equal(full(image=image)["image"], image) for _ in range(5))
+    metrics = train(compose_cfg(*SMALL, "augment.train_transforms=[{name: RandAugment, num_ops: 2, magnitude: 7}]"))
+    assert metrics["status"] == "ok", metrics.get("error")
+
+
 @pytest.mark.parametrize("group,text,words", [
     ("trainer", "ema_decay: 1.0", ["trainer.ema_decay=1.0", "< 1.0"]),
     ("trainer", "layer_decay: 0", ["trainer.layer_decay=0", "> 0"]),
     ("trainer", "freeze_epochs: 15", ["trainer.freeze_epochs=15", "below trainer.epochs=15"]),
     ("trainer", "balance: oversample", ["trainer.balance", "oversample", "sampler"]),
     ("augment", "tta: maybe", ["tta"]),
+    ("augment", "train_transforms: [{name: RandAugment, magnitude: 12}]", ["magnitude=12", "0 to 10"]),
+    ("augment", "train_transforms: [{name: RandAugment, num_ops: 40}]", ["num_ops=40", "1 to 13"]),
+    ("augment", "train_transforms: [{name: TrivialAugment, num_ops: 2}]", ["num_ops", "accepts"]),
 ])
 def test_every_lever_key_is_rejected_with_a_clear_message_when_out_of_range(group, text, words):
     with pytest.raises(EditRejected) as err:
