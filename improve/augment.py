@@ -6,6 +6,7 @@ cache is built (`cache.fit_square`); normalisation happens on the device batch
 """
 import difflib
 import inspect
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -16,6 +17,7 @@ from .names import UnknownName
 from .policies import POLICY_PARAMS, build_policy
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+FIXED_SIZE_CROPS = ("RandomResizedCrop", "RandomSizedCrop", "RandomCrop", "CenterCrop")  # cut image_size windows
 
 
 @lru_cache(maxsize=1)
@@ -70,19 +72,65 @@ def build_train_transform(train_transforms: Optional[Sequence[Dict[str, Any]]]) 
     return A.Compose([build_transform(dict(s), f"augment.train_transforms[{i}]") for i, s in enumerate(specs)])
 
 
-def check_transform_output(transform, image_size: int, channels: int, seed: int = 0) -> None:
-    """Run the pipeline on a dummy image: it must keep the image size and channel count."""
+@dataclass
+class TrainAugment:
+    """The training transform and the side of the cached images it reads (image_size, or more with a crop margin)."""
+
+    transform: Optional[A.Compose]
+    input_size: int
+
+
+def train_image_size(augment: Any) -> int:
+    """image_size * augment.crop_margin when a transform crops a fixed-size window (crops then cut from more pixels
+    than evaluation sees at image_size), else image_size."""
+    margin = augment.get("crop_margin", 1.0)
+    crops = any(t.get("name") in FIXED_SIZE_CROPS for t in augment.get("train_transforms") or [])
+    return int(round(augment["image_size"] * margin)) if crops and margin > 1 else int(augment["image_size"])
+
+
+class FitMargin(A.ImageOnlyTransform):
+    """Last step with a crop margin: an image the crop left at the cached size (its p < 1) is resized to
+    image_size; any other size passes unchanged, so a wrong crop size still fails the output check."""
+
+    def __init__(self, input_size: int, size: int):
+        super().__init__(p=1.0)
+        self.input_size, self.size = input_size, size
+
+    def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
+        if img.shape[:2] != (self.input_size, self.input_size):
+            return img
+        import cv2
+
+        out = cv2.resize(img, (self.size, self.size), interpolation=cv2.INTER_AREA)
+        return out.reshape(out.shape[:2] + img.shape[2:])
+
+
+def train_augment(augment: Any) -> TrainAugment:
+    """`augment.train_transforms` built for the images they read: with a crop margin, an image that leaves the
+    pipeline uncropped is resized to image_size last."""
+    size, input_size = int(augment["image_size"]), train_image_size(augment)
+    transform = build_train_transform(augment.get("train_transforms"))
+    if transform is not None and input_size != size:
+        transform = A.Compose([*transform.transforms, FitMargin(input_size, size)])
+    return TrainAugment(transform, input_size)
+
+
+def check_transform_output(transform, image_size: int, channels: int, seed: int = 0,
+                           input_size: Optional[int] = None) -> None:
+    """Run the pipeline on a dummy image (of input_size, default image_size): it must output image_size, keeping the
+    channel count."""
     if transform is None:
         return
     rng = np.random.default_rng(seed)
-    img = rng.integers(0, 256, (image_size, image_size, channels), dtype=np.uint8)
+    side = input_size or image_size
+    img = rng.integers(0, 256, (side, side, channels), dtype=np.uint8)
     try:
         out = transform(image=img)["image"]
     except Exception as err:
-        raise ValueError(f"augment.train_transforms fail on a {image_size}x{image_size}x{channels} image: "
+        raise ValueError(f"augment.train_transforms fail on a {side}x{side}x{channels} image: "
                          f"{type(err).__name__}: {err}") from None
     if out.shape[:2] != (image_size, image_size) or (out.size != image_size * image_size * channels):
-        raise ValueError(f"augment.train_transforms turn a {image_size}x{image_size}x{channels} image into "
+        raise ValueError(f"augment.train_transforms turn a {side}x{side}x{channels} image into "
                          f"{tuple(out.shape)}; size-changing transforms must output augment.image_size "
                          f"(e.g. RandomResizedCrop size: [{image_size}, {image_size}])")
 

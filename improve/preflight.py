@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional
 import torch
 import torch.nn.functional as F
 
-from .augment import build_train_transform, check_transform_output, normalization
+from .augment import check_transform_output, normalization, train_augment
 from .candidate import Preflight
 from .edits import EditRejected, check_agent_limits, check_group, parse_edit
 from .models import build_model, count_parameters
@@ -68,7 +68,8 @@ def preflight(pipeline: Dict[str, Dict[str, Any]], num_classes: int, channels: i
     if problems:
         raise EditRejected("constraint", "; ".join(problems))
     try:
-        check_transform_output(build_train_transform(augment["train_transforms"]), size, channels)
+        geometry = train_augment(augment)
+        check_transform_output(geometry.transform, size, channels, input_size=geometry.input_size)
         normalization(augment["mean"], augment["std"], channels)
     except ValueError as err:
         raise EditRejected("preflight", str(err)) from None

@@ -30,6 +30,9 @@ class AugmentConfig:
         "albumentations transforms applied to training images, in order: [{name: ClassName, <param>: value, ...}]; "
         "also the named policies {name: RandAugment, num_ops: 2, magnitude: 0-10} and {name: TrivialAugment}",
         max_items=16)
+    crop_margin: float = _f(1.15, "when a transform crops a fixed-size window (RandomResizedCrop, RandomCrop, ...), "
+                                  "training images are cached this much larger, so crops cut from more pixels; "
+                                  "evaluation still sees the whole image at image_size; 1 = off", ge=1.0, le=2.0)
     mean: Optional[List[float]] = _f(None, "per-channel normalisation mean in [0,1], one value per channel; null = the "
                                            "model's default (ImageNet)", min_items=1, max_items=3,
                                      items={"ge": 0.0, "le": 1.0})

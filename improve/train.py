@@ -24,7 +24,7 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from .augment import build_train_transform, check_transform_output
+from .augment import build_train_transform, check_transform_output, train_augment
 from .callbacks import lever_callbacks
 from .data import ImageDataModule
 from .hardware import prepare_model, resolve
@@ -112,12 +112,12 @@ def _run(cfg: DictConfig, out: Path, record: RunRecord) -> None:
         torch.set_num_threads(cfg.hardware.threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
-    train_transform = build_train_transform(cfg.augment.train_transforms)
+    geometry = train_augment(cfg.augment)
     data = ImageDataModule(cfg.dataset, cfg.augment.image_size, project_path(cfg.paths.cache_dir),
                            project_path(cfg.dataset.path), cfg.trainer.batch_size, resolve(cfg.hardware).num_workers,
-                           train_transform, balance=cfg.trainer.balance)
+                           geometry.transform, balance=cfg.trainer.balance, train_size=geometry.input_size)
     splits = data.prepare()
-    check_transform_output(train_transform, cfg.augment.image_size, data.channels, cfg.seed)
+    check_transform_output(geometry.transform, cfg.augment.image_size, data.channels, cfg.seed, geometry.input_size)
     model = Classifier(cfg.model, cfg.augment, cfg.trainer, data.num_classes, data.channels, splits.class_names,
                        data.class_counts("train"))
     record.update(num_params=count_parameters(model.net), dataset={

@@ -133,3 +133,21 @@ def test_every_lever_key_is_rejected_with_a_clear_message_when_out_of_range(grou
         validate(text, group)
     for w in words:
         assert w in str(err.value), str(err.value)
+
+
+def test_crops_cut_from_training_images_cached_with_a_margin_while_evaluation_sees_image_size(compose_cfg):
+    from improve.augment import train_augment
+
+    crop = "augment.train_transforms=[{name: RandomResizedCrop, size: [32, 32], scale: [0.5, 1.0], p: 0.5}]"
+    cfg = compose_cfg(*SMALL, crop)
+    geometry = train_augment(cfg.augment)
+    assert geometry.input_size == 37  # 32 * crop_margin 1.15
+    dm = ImageDataModule(cfg.dataset, 32, Path(cfg.paths.cache_dir), None, batch_size=16,
+                         train_transform=geometry.transform, train_size=geometry.input_size)
+    assert dm.dataset("train").images.shape[1:3] == (37, 37) and dm.dataset("val").images.shape[1:3] == (32, 32)
+    x, _ = next(iter(dm.train_dataloader()))
+    assert tuple(x.shape[2:]) == (32, 32)  # cropped (or, with p < 1, resized) to image_size
+    assert train_augment(compose_cfg(*SMALL, crop, "augment.crop_margin=1.0").augment).input_size == 32
+    assert train_augment(compose_cfg(*SMALL).augment).input_size == 32  # no crop: no margin
+    metrics = train(cfg)
+    assert metrics["status"] == "ok", metrics.get("error")

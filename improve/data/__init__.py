@@ -105,9 +105,9 @@ class CachedImages(Dataset):
         order = np.argsort(rows)
         batch = np.empty((len(rows),) + self.images.shape[1:], np.uint8)
         batch[order] = self.images[rows[order]]  # sorted reads are sequential on disk
-        if self.transform is not None:
-            for i in range(len(batch)):
-                batch[i] = self.transform(image=batch[i])["image"].reshape(batch[i].shape)
+        if self.transform is not None:  # its output may be smaller than the cached images (a crop margin)
+            views = [self.transform(image=img)["image"] for img in batch]
+            batch = np.stack([v.reshape(v.shape[:2] + batch.shape[3:]) for v in views])
         x = torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous()
         return x, torch.from_numpy(self.labels[rows])
 
@@ -122,8 +122,11 @@ def _batch_as_is(batch):
 
 class ImageDataModule(L.LightningDataModule):
     def __init__(self, ds, image_size: int, cache_dir: Path, data_root: Optional[Path], batch_size: int,
-                 num_workers: int = 0, train_transform=None, drop_last: bool = True, balance: str = "none"):
+                 num_workers: int = 0, train_transform=None, drop_last: bool = True, balance: str = "none",
+                 train_size: Optional[int] = None):
         super().__init__()
+        self.train_size = train_size or image_size  # > image_size: training images cached with a crop margin
+        self.train_cached: Optional[Cached] = None
         self.balance = balance  # trainer.balance=sampler: training batches draw every class equally often
         self.ds, self.image_size, self.cache_dir, self.data_root = ds, image_size, cache_dir, data_root
         self.batch_size, self.num_workers, self.train_transform = batch_size, num_workers, train_transform
@@ -136,6 +139,13 @@ class ImageDataModule(L.LightningDataModule):
             source = open_source(self.ds, self.data_root)
             cached = load_cached(self.ds, source, self.image_size, self.cache_dir)
             self.splits = make_splits(self.ds, cached)
+            self.train_cached = cached
+            if self.train_size != self.image_size:
+                self.train_cached = load_cached(self.ds, source, self.train_size, self.cache_dir)
+                if not np.array_equal(self.train_cached.arrays("train")[1], cached.arrays("train")[1]):
+                    raise ValueError(f"dataset {self.ds.name!r}: the {self.train_size}px training cache "
+                                     f"({self.train_cached.dir}) does not hold the same images as the "
+                                     f"{self.image_size}px one; delete both cache folders and run again")
         return self.splits
 
     def setup(self, stage: Optional[str] = None) -> None:
@@ -152,8 +162,9 @@ class ImageDataModule(L.LightningDataModule):
     def dataset(self, split: str, transform=None) -> CachedImages:
         s = self.prepare()
         array = s.test_split if split == "test" else "train"
-        _, labels = s.cached.arrays(array)
-        return CachedImages(s.cached.images_path(array), labels, getattr(s, split), transform)
+        cached = self.train_cached if split == "train" else s.cached  # training reads the crop-margin cache
+        _, labels = cached.arrays(array)
+        return CachedImages(cached.images_path(array), labels, getattr(s, split), transform)
 
     def _loader(self, split: str, shuffle: bool, transform=None, drop_last: bool = False) -> DataLoader:
         data = self.dataset(split, transform)
