@@ -40,6 +40,19 @@ def console_line(r: int, group: str, change: str, val: Optional[float], delta: O
     return line
 
 
+def ensemble_line(e: Dict[str, Any], single_test_acc: Optional[float] = None) -> str:
+    """One line on the end-of-run ensemble: kept (then the test accuracy above is its), not kept, or skipped."""
+    if e["decision"] == "skipped":
+        return f"ensemble skipped: {e['reason']}"
+    rounds = ", ".join(map(str, e["members"]))
+    low, high = e["delta_interval"]
+    text = (f"ensemble of rounds {rounds}: val {e['val_acc']:.4f} vs {e['single_val_acc']:.4f} alone "
+            f"(Δ {e['delta']:+.4f} [{low:+.4f}, {high:+.4f}], p {e['p_value']:.2f}, {e['rule']})")
+    if e["decision"] == "kept":
+        return text + f": [green]kept[/], the test accuracy above is the ensemble's (round alone {single_test_acc})"
+    return text + ": [yellow]not kept[/], the best round alone is the final model"
+
+
 class LoopConsole:
     """The refinement loop's printer, over a rich Console (a StringIO one in tests and benchmarks)."""
 
@@ -66,6 +79,8 @@ class LoopConsole:
         self.say(f"[bold green]best: round {result['incumbent_round']}, val acc {result['val_acc']:.4f}, test acc "
                  f"{result['test_acc']:.4f}[/] (validation-to-test gap {result['val_acc'] - result['test_acc']:+.4f}; "
                  f"{result['rounds']} rounds; round 0 test acc {result['round0_test_acc']}) -> {best_dir}")
+        if result.get("ensemble"):
+            self.say(ensemble_line(result["ensemble"], result.get("single_test_acc")))
         if result.get("llm"):
             t = result["llm"]
             self.say(f"LLM: {t['calls']} calls, {t['input_tokens']:,} input + {t['output_tokens']:,} output tokens, "

@@ -19,7 +19,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from .cli import parse_args
-from .inference import Predictor
+from .inference import EnsemblePredictor, Predictor
 from .schema import EDITABLE_GROUPS
 
 
@@ -66,6 +66,9 @@ def export(run_dir: Path, formats: Optional[Sequence[str]] = None) -> Dict[str, 
                      "shorter side to image_size and centre-cropping a square",
             "output": "logits N,num_classes (softmax for probabilities)", "model": cfg.model.name,
             "files": {k: v.name for k, v in written.items()}}
+    if isinstance(predictor, EnsemblePredictor):  # recipe.yaml below is its best member's
+        info["ensemble"] = [m.cfg.model.name for m in predictor.members]
+        info["output"] = "log of the members' averaged class probabilities N,num_classes (softmax gives them back)"
     (out / "model.json").write_text(json.dumps(info, indent=1))
     recipe = {g: OmegaConf.to_container(cfg[g], resolve=True) for g in EDITABLE_GROUPS}
     (out / "recipe.yaml").write_text(

@@ -1,20 +1,23 @@
 """The end of a refinement run: the incumbent alone is evaluated on the test split, then exported."""
 from pathlib import Path
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Optional
 
 import yaml
 from omegaconf import OmegaConf
 
+from .ensemble import EnsembleRule, judge
 from .export import export
 from .incumbent import IncumbentDir, atomic_copy
-from .inference import predict_split
+from .inference import Predictor, predict_split
 from .journal import Journal, State
 from .record import write_json
 
 
 def finish(run_dir: Path, state: State, journal: Journal, incumbent: IncumbentDir,
-           train_config: Callable[[Dict[str, Dict], Path], Dict[str, Any]], min_accuracy: float) -> Dict[str, Any]:
-    """Test the incumbent once, write best/ and test_predictions.json, export; journal and return the `end` event.
+           train_config: Callable[[Dict[str, Dict], Path], Dict[str, Any]], min_accuracy: float,
+           ensemble: Optional[EnsembleRule] = None) -> Dict[str, Any]:
+    """Test the final model once (the incumbent, or the ensemble of the best rounds when `ensemble` is given and it
+    wins on validation), write best/ and test_predictions.json, export; journal and return the `end` event.
 
     `train_config(pipeline, output_dir)` makes the complete train.yaml of a pipeline for this run."""
     inc = state.incumbent
@@ -30,6 +33,13 @@ def finish(run_dir: Path, state: State, journal: Journal, incumbent: IncumbentDi
             + yaml.safe_dump({**train_cfg, "test": True}, sort_keys=False))
         atomic_copy(incumbent.checkpoint, best / "best.ckpt")
         test = predict_split(OmegaConf.create(train_cfg), incumbent.checkpoint)
+        judged = judge(state, run_dir, incumbent.checkpoint, ensemble, train_config) if ensemble else None
+        if judged:
+            journal.append("ensemble", **judged)
+            result["ensemble"] = judged
+        if judged and judged["decision"] == "kept":  # the ensemble is the final model: tested, exported, predicts
+            result["single_test_acc"] = round(test["acc"], 4)
+            test = predict_split(OmegaConf.create(train_cfg), None, "test", Predictor.from_run(run_dir))
         write_json(run_dir / "test_predictions.json", test)
         first_ckpt = run_dir / "rounds" / "00" / "checkpoints" / "best.ckpt"
         if inc["round"] != 0 and 0 in state.proposals and first_ckpt.is_file():

@@ -30,6 +30,18 @@ class Normalised(nn.Module):
         return self.net((x - self.mean) / self.std)
 
 
+class Averaged(nn.Module):
+    """An ensemble as one module: the members' class probabilities averaged, returned as log-probabilities (their
+    softmax is the average, so it reads like logits). What an ensemble exports."""
+
+    def __init__(self, models: List[nn.Module]):
+        super().__init__()
+        self.models = nn.ModuleList(models)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(x).softmax(-1) for m in self.models]).mean(0).log()
+
+
 class Predictor:
     def __init__(self, config: DictConfig, checkpoint: Path):
         self.cfg = config
@@ -43,8 +55,16 @@ class Predictor:
 
     @classmethod
     def from_run(cls, run_dir: Path) -> "Predictor":
-        """The best pipeline of a refinement run (best/), or of a single training run (checkpoints/best.ckpt)."""
+        """The best pipeline of a refinement run (best/, or its kept ensemble in best/ensemble/), or of a single
+        training run (checkpoints/best.ckpt)."""
         run_dir = Path(run_dir)
+        ensemble = run_dir / "best" / "ensemble"
+        if (ensemble / "ensemble.json").is_file():
+            import json
+
+            rounds = json.loads((ensemble / "ensemble.json").read_text())["members"]
+            return EnsemblePredictor([cls(OmegaConf.load(ensemble / f"{r:02d}" / "config.yaml"),
+                                          ensemble / f"{r:02d}" / "best.ckpt") for r in rounds])
         if (run_dir / "best" / "best.ckpt").is_file():
             return cls(OmegaConf.load(run_dir / "best" / "config.yaml"), run_dir / "best" / "best.ckpt")
         if (run_dir / "checkpoints" / "best.ckpt").is_file():
@@ -89,13 +109,31 @@ class Predictor:
         return out, bad
 
 
-def predict_split(config: DictConfig, checkpoint: Path, split: str = "test") -> Dict[str, Any]:
-    """Predictions of a checkpoint on the run's test or validation split, image by image in a fixed order:
-    {"classes", "y_true", "y_pred", "acc"}. Two checkpoints of one run are compared on the same images."""
+class EnsemblePredictor(Predictor):
+    """Several pipelines of one run (same classes and image size) as one predictor: probabilities averaged, each
+    member with its own normalisation and test-time augmentation."""
+
+    def __init__(self, members: List[Predictor]):
+        sizes = {(m.size, m.channels, tuple(m.class_names)) for m in members}
+        if len(sizes) != 1:
+            raise ValueError(f"ensemble members must share image size, channels and classes; got {sorted(sizes)}")
+        self.__dict__.update(members[0].__dict__)  # cfg, classes, size, channels: the first member's
+        self.members = members
+        self.model = Averaged([m.model for m in members]).eval()
+
+    def scores(self, batch: np.ndarray, tta: bool = False) -> np.ndarray:
+        return np.mean([m.scores(batch, tta) for m in self.members], axis=0)
+
+
+def predict_split(config: DictConfig, checkpoint: Optional[Path], split: str = "test",
+                  predictor: Optional[Predictor] = None) -> Dict[str, Any]:
+    """Predictions of a checkpoint (or of a ready predictor, e.g. an ensemble) on the run's test or validation
+    split, image by image in a fixed order: {"classes", "y_true", "y_pred", "acc"}. Two checkpoints of one run are
+    compared on the same images."""
     from .data import ImageDataModule
     from .paths import project_path
 
-    predictor = Predictor(config, checkpoint)
+    predictor = predictor or Predictor(config, checkpoint)
     dm = ImageDataModule(config.dataset, config.augment.image_size, project_path(config.paths.cache_dir),
                          project_path(config.dataset.path), batch_size=128)
     splits = dm.prepare()

@@ -28,6 +28,7 @@ from .confirm import Confirmer
 from .candidates import train_candidates
 from .folds import scored_run
 from .console import LoopConsole
+from .ensemble import EnsembleRule
 from .finish import finish
 from .history import curve_summary
 from .incumbent import IncumbentDir, atomic_text
@@ -213,7 +214,7 @@ class Refinement:
         seconds = round(time.perf_counter() - start, 1)  # confirmation runs included: they count against the budget
         if verdict.decision == "kept":
             self.incumbent.promote(r, candidate.pipeline, val)
-        else:  # its checkpoint is no one's starting point (rounds write no last.ckpt)
+        elif loop.ensemble_top_k < 2:  # its checkpoint is no one's starting point nor an ensemble member
             (self.run_dir / "rounds" / f"{r:02d}" / "checkpoints" / "best.ckpt").unlink(missing_ok=True)
         reason = None if val is not None else (metrics.get("error") or "no metrics.json written")
         llm = self._llm_usage(r)
@@ -278,8 +279,10 @@ class Refinement:
 
     def _finish(self) -> Dict[str, Any]:
         state = State.of(self.journal)
+        loop = self.cfg.loop
         result = finish(self.run_dir, state, self.journal, self.incumbent, self._train_config,
-                        self.cfg.constraints.min_accuracy)
+                        self.cfg.constraints.min_accuracy,
+                        EnsembleRule(loop.ensemble_top_k, loop.accept, loop.alpha, loop.min_delta))
         write_report(self.run_dir, State.of(self.journal))
         self.console.final(result, self.run_dir / "best", self.cfg.constraints.min_accuracy)
         if result.get("llm_failed"):

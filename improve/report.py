@@ -1,8 +1,10 @@
 """What a person reads after (and during) a run: report.md with the round table, its plots and the test split."""
 import json
+import re
 from pathlib import Path
 from typing import Any
 
+from .console import ensemble_line
 from .console import short as _short
 
 
@@ -27,6 +29,9 @@ def write_report(run_dir: Path, state) -> Path:
                      f"below its selected validation accuracy"
                      + (f" (the first pipeline, round 0: {state.final['round0_test_acc']:.4f})."
                         if state.final.get("round0_test_acc") is not None else "."))
+    if state.final and state.final.get("ensemble"):
+        text = ensemble_line(state.final["ensemble"], state.final.get("single_test_acc"))
+        lines += ["", "Ensemble (loop.ensemble_top_k): " + re.sub(r"\[/?[a-z]*\]", "", text) + "."]
     if state.noise_floor:
         nf = state.noise_floor
         lines += ["", f"Noise floor: round 0's pipeline trained again with another seed moved validation accuracy by "

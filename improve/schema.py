@@ -170,6 +170,9 @@ class LoopConfig:
     executor: str = _f("local", "where a round's candidates train: local (processes on this machine, sharing its "
                                 "threads and GPUs) or ray (Ray tasks)", choices=["local", "ray"])
     ray_address: Optional[str] = _f(None, "executor=ray: address of an existing Ray cluster; null = start Ray here")
+    ensemble_top_k: int = _f(0, "at the end, average the predictions of the k best finished rounds (same image "
+                                "size); kept only if it beats the best round on validation under loop.accept, then "
+                                "tested, exported and used by predict; 0 or 1 = off", ge=0, le=10)
     noise_floor: bool = _f(False, "train round 0's pipeline once more with another seed and show how far chance alone "
                                   "moves validation accuracy (one extra training run)")
     strategy: str = _f("iterative", "iterative: one group a round; all_at_once: every group every round (no-IR ablation)",
