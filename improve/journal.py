@@ -134,3 +134,14 @@ class State:
                         "rationale": (p.get("rationale") or "")[:300], "val_acc": d["val_acc"], "delta": d["delta"],
                         "decision": d["decision"], "summary": d["summary"], "seconds": d["seconds"]})
         return out
+
+
+def llm_usage(events: List[Dict[str, Any]], r: int) -> Dict[str, Any]:
+    """Round r's LLM calls: how many, their tokens and cost, failures and fallbacks to the offline expert."""
+    events = [e for e in events if e.get("round") == r]
+    calls = [e for e in events if e["event"] == "llm_call"]
+    return {"calls": len(calls), "input_tokens": sum(e["input_tokens"] for e in calls),
+            "output_tokens": sum(e["output_tokens"] for e in calls),
+            "cost_usd": round(sum(e["cost_usd"] for e in calls), 6),
+            "failed": sum(bool(e.get("error")) for e in calls),
+            "fallbacks": sum(e["event"] == "llm_fallback" for e in events)}

@@ -30,9 +30,10 @@ from .folds import scored_run
 from .console import LoopConsole
 from .ensemble import EnsembleRule
 from .finish import finish
+from .warm_start import init_checkpoint, prepare
 from .history import curve_summary
 from .incumbent import IncumbentDir, atomic_text
-from .journal import Journal, State
+from .journal import Journal, State, llm_usage
 from .llm import BudgetExhausted
 from .profile import dataset_profile, pretrained_reachable
 from .proposals import Proposer, override_key, pinned_values, pipeline_overrides
@@ -152,13 +153,7 @@ class Refinement:
         self.console.round(r, "-", "LLM unreachable", None, None, "skipped", 0.0, reason)
 
     def _llm_usage(self, r: int) -> Dict[str, Any]:
-        events = [e for e in self.journal.events() if e.get("round") == r]
-        calls = [e for e in events if e["event"] == "llm_call"]
-        return {"calls": len(calls), "input_tokens": sum(e["input_tokens"] for e in calls),
-                "output_tokens": sum(e["output_tokens"] for e in calls),
-                "cost_usd": round(sum(e["cost_usd"] for e in calls), 6),
-                "failed": sum(bool(e.get("error")) for e in calls),
-                "fallbacks": sum(e["event"] == "llm_fallback" for e in events)}
+        return llm_usage(self.journal.events(), r)
 
     def _context(self, state: State, r: int) -> Context:
         inc = state.incumbent or {"round": None, "pipeline": self._defaults(), "val_acc": None,
@@ -200,6 +195,8 @@ class Refinement:
             if candidate.author == "human":  # the edit now lives in the journal: incumbent/ shows the incumbent again
                 self.incumbent.sync(State.of(self.journal).incumbent, force=True)
         start = start or time.perf_counter()
+        if trained is None:
+            self._warm_start(state, r, [candidate.pipeline])
         metrics = trained if trained is not None else self._train(r, candidate.pipeline)
         val = metrics.get("best_val_acc") if metrics.get("status") == "ok" else None
         loop = self.cfg.loop
@@ -251,6 +248,7 @@ class Refinement:
     def _round_of_candidates(self, state: State, r: int, candidates: List[Candidate]) -> None:
         """Several edits of one group, trained at once (loop.executor); the best goes to the decision."""
         start = time.perf_counter()
+        self._warm_start(state, r, [c.pipeline for c in candidates])
         picked = train_candidates(self.run_dir, self.journal, self.console, state, r, candidates, self.cfg.loop,
                                   self._train_config, self._run)
         self._round(state, r, candidates[picked.index], picked.metrics, picked.journal(), start)
@@ -262,7 +260,15 @@ class Refinement:
         return self.confirmer.pooled(r, {"round": r, "pipeline": None}, state.incumbent, seeds=0)
 
     def _train_config(self, pipeline: Dict[str, Dict], output_dir: Path) -> Dict[str, Any]:
-        return train_config(self.cfg, pipeline, output_dir)
+        return {**train_config(self.cfg, pipeline, output_dir),
+                "init_checkpoint": init_checkpoint(self.run_dir, pipeline, output_dir)}
+
+    def _warm_start(self, state: State, r: int, pipelines: List[Dict[str, Dict]]) -> None:
+        """trainer.warm_start: the incumbent's weights copied for round r, or one line saying why not."""
+        note = prepare(self.run_dir, r, pipelines, state.incumbent, self.incumbent.checkpoint, self.cfg.loop.folds)
+        if note:
+            self.journal.append("warm_start_skipped", round=r, reason=note)
+            self.console.say(f"round {r}: {note}", "yellow")
 
     def _train_seed(self, pipeline: Dict[str, Dict], rd: Path, seed: int) -> Dict[str, Any]:
         """A confirmation run: the pipeline with another seed, in its own folder."""

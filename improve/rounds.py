@@ -41,7 +41,7 @@ def train_config(cfg: DictConfig, pipeline: Dict[str, Dict], output_dir: Path) -
                                  Path(output_dir)),
             "paths": {"data_dir": plain["paths"]["data_dir"], "cache_dir": plain["paths"]["cache_dir"],
                       "output_dir": str(output_dir)},
-            "seed": cfg.seed, "test": False, "ckpt_path": None, "recipe": None, "save_last": False,
+            "seed": cfg.seed, "test": False, "ckpt_path": None, "init_checkpoint": None, "recipe": None, "save_last": False,
             "save_val_predictions": True}
 
 
@@ -130,6 +130,7 @@ def train_in_process(config: Dict[str, Any], rd: Path, timeout: float, live: boo
     `live`: the run draws on this terminal (progress bar) instead of writing rd/stdout.log.
     """
     rd.mkdir(parents=True, exist_ok=True)
+    keep = {*keep, "init.ckpt", "init.json"}  # the weights a warm-started round starts from
     for stale in rd.iterdir():
         if stale.name not in keep:
             shutil.rmtree(stale) if stale.is_dir() else stale.unlink()

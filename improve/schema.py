@@ -82,6 +82,8 @@ class TrainerConfig:
                                  "input gets this factor of the lr of the layer above (timm); 1 = off", gt=0.0, le=1.0)
     freeze_epochs: int = _f(0, "train only the classifier head for this many first epochs (a pretrained backbone stays "
                                "frozen meanwhile); 0 = off, fewer than epochs", ge=0)
+    warm_start: bool = _f(False, "refinement rounds: start from the incumbent's weights when the model group is "
+                                 "unchanged (continue training: epochs add up across rounds); else from scratch")
     balance: str = _f("none", "class imbalance: none, sampler (each class drawn equally often) or loss (cross-entropy "
                               "weighted by inverse class frequency)", choices=["none", "sampler", "loss"])
 
@@ -143,6 +145,8 @@ class TrainConfig(Groups):
     seed: int = _f(0, "seed of weights init, data order and augmentation")
     test: bool = _f(True, "evaluate the best checkpoint on the test split after training")
     ckpt_path: Optional[str] = _f(None, "resume training from this checkpoint (e.g. <run>/checkpoints/last.ckpt)")
+    init_checkpoint: Optional[str] = _f(None, "initialise the network from this checkpoint's weights (same model; "
+                                              "the refinement loop sets it for trainer.warm_start)")
     save_last: bool = _f(True, "also write checkpoints/last.ckpt after every epoch, to resume this run with ckpt_path")
     save_val_predictions: bool = _f(False, "write val_predictions.json: the best checkpoint's prediction for every "
                                            "validation image (the refinement loop's paired decisions use it)")

@@ -34,6 +34,7 @@ from .module import Classifier
 from .record import EpochHistory, RunRecord, write_json
 from .schema import EDITABLE_GROUPS, register_configs
 from .schema_meta import check_ranges
+from .warm_start import load_weights
 from .paths import CONFIG_DIR, project_path
 
 log = logging.getLogger("improve.train")
@@ -120,6 +121,9 @@ def _run(cfg: DictConfig, out: Path, record: RunRecord) -> None:
     check_transform_output(geometry.transform, cfg.augment.image_size, data.channels, cfg.seed, geometry.input_size)
     model = Classifier(cfg.model, cfg.augment, cfg.trainer, data.num_classes, data.channels, splits.class_names,
                        data.class_counts("train"))
+    if cfg.get("init_checkpoint"):
+        load_weights(model.net, str(project_path(cfg.init_checkpoint)))
+        record.update(init_checkpoint=cfg.init_checkpoint)
     record.update(num_params=count_parameters(model.net), dataset={
         "name": cfg.dataset.name, "classes": splits.class_names, "channels": data.channels,
         "image_size": cfg.augment.image_size, "train": len(splits.train), "val": len(splits.val),
