@@ -1,8 +1,11 @@
-"""Benchmarks that print numbers: `python -m improve.bench {speed,strategies,candidates,flip,llm} [options]`.
+"""Benchmarks that print numbers: `python -m improve.bench {speed,strategies,candidates,levers,flip,llm} [options]`.
 
-strategies  equal-budget comparison of zero_shot, iterative, all_at_once, random and optuna
-            (improve/strategies.py): markdown table, best-so-far plot, raw JSON; resumable.
+strategies  equal-budget comparison of zero_shot(_long), iterative, all_at_once, random and optuna, at equal
+            training runs and at equal training seconds (improve/strategies.py): markdown table, best-so-far
+            plot, raw JSON; resumable.
 candidates  K candidates a round against one, at equal wall-clock time (improve/bench_candidates.py).
+levers      the offline expert with EMA, TTA, RandAugment and an ensemble against without them
+            (improve/bench_levers.py).
 
 speed  training images/s vs the raw model's forward+backward+step images/s on in-memory
        tensors (same model, batch, threads): the framework's and data pipeline's share of
@@ -12,7 +15,6 @@ speed  training images/s vs the raw model's forward+backward+step images/s on in
 flip   the orientation task (`dataset=shapes`) trained with and without a horizontal flip:
        a flip changes the label, so it must score clearly lower.
 """
-import argparse
 import json
 import shutil
 import tempfile
@@ -27,7 +29,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from .llm_report import format_summary, llm_summary
 from .rounds import train_config, train_in_process
-from .strategies import STRATEGIES, study
+from .bench_args import build_parser
+from .strategies import study
 from .train import compose_config, train
 
 
@@ -195,46 +198,7 @@ def bench_flip(overrides: List[str], work: Path) -> Dict[str, float]:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m improve.bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", type=Path, help="also write the results to this JSON file")
-    sub = parser.add_subparsers(dest="command", required=True)
-    speed = sub.add_parser("speed", parents=[common], help="training vs raw model images/s; cache load times")
-    speed.add_argument("--cache-images", type=int, default=10_000, help="images written for the cache benchmark")
-    speed.add_argument("--cache-size", type=int, default=32, help="image size of the cache benchmark")
-    speed.add_argument("--repeats", type=int, default=5,
-                       help="training runs whose images/s ratio is measured; the median is reported")
-    speed.add_argument("--round-epochs", type=int, default=40,
-                       help="epochs of the round whose overhead is measured (40 = about a minute of digits here)")
-    speed.add_argument("overrides", nargs="*", default=["trainer.epochs=5"],
-                       help="train.yaml overrides for the throughput run (default: digits, default pipeline)")
-    strat = sub.add_parser("strategies", parents=[common],
-                           help="equal-budget study: zero_shot(_long), iterative (greedy, paired, confirm), "
-                                "all_at_once, random, optuna")
-    strat.add_argument("--datasets", default="digits,shapes,shapes_hard", help="comma-separated dataset configs")
-    strat.add_argument("--seeds", type=int, default=3, help="seeds 0..S-1")
-    strat.add_argument("--runs", type=int, default=4, help="training runs per strategy (zero_shot: 1)")
-    strat.add_argument("--epochs", type=int, default=3, help="epochs of every training run")
-    strat.add_argument("--strategies", default=",".join(STRATEGIES), help="comma-separated subset")
-    strat.add_argument("--out", type=Path, default=Path("outputs/bench/strategies"),
-                       help="results, table and plot; rerun with the same --out to resume")
-    strat.add_argument("overrides", nargs="*", default=[],
-                       help="config.yaml overrides for every run (e.g. llm=anthropic, dataset.max_train=500)")
-    cand = sub.add_parser("candidates", parents=[common],
-                          help="K candidates a round (one thread each) vs one (all threads) at equal wall-clock time")
-    cand.add_argument("--dataset", default="shapes_hard", help="dataset config")
-    cand.add_argument("--ks", default="1,2", help="comma-separated candidates per round")
-    cand.add_argument("--seeds", type=int, default=2, help="seeds 0..S-1")
-    cand.add_argument("--minutes", type=int, default=4, help="wall-clock minutes per loop")
-    cand.add_argument("--epochs", type=int, default=3, help="loop.max_epochs: most epochs of one round")
-    cand.add_argument("--out", type=Path, default=Path("outputs/bench/candidates"), help="results and table")
-    cand.add_argument("overrides", nargs="*", default=[], help="config.yaml overrides for every loop")
-    flip = sub.add_parser("flip", parents=[common], help="shapes orientation task with and without a horizontal flip")
-    flip.add_argument("overrides", nargs="*", default=[], help="train.yaml overrides for both runs")
-    llm = sub.add_parser("llm", parents=[common], help="how the LLM did in finished runs: seconds, tokens/s, validity")
-    llm.add_argument("runs", nargs="+", type=Path, help="run directories of python -m improve")
-    args = parser.parse_args(argv)
+    args = build_parser(__doc__).parse_args(argv)
     if args.command == "llm":
         results = {str(run): llm_summary(run) for run in args.runs}
         print("\n".join(line for run, s in results.items() for line in format_summary(run, s)))
@@ -252,6 +216,15 @@ def main(argv=None) -> None:
         print(f"table, plot and raw results in {args.out}/ (table.md, strategies.png, results.json)")
         if args.json:
             args.json.write_text(json.dumps(results["results"], indent=1))
+        return
+    if args.command == "levers":
+        from rich.console import Console
+
+        from .bench_levers import bench_levers
+
+        results = bench_levers(args.dataset, list(range(args.seeds)), args.runs, args.epochs, args.out,
+                               args.overrides, Console())
+        print("\n" + results["table"])
         return
     if args.command == "candidates":
         from rich.console import Console

@@ -20,6 +20,15 @@ def evidence_text(evidence) -> str:
     return f"±{(high - low) / 2:.4f} p {evidence.p_value:.2f}"
 
 
+def change_text(changes, metrics: Optional[Dict[str, Any]] = None) -> str:
+    """A round's changes as one phrase, with the learning rate trainer.lr_find chose when it ran."""
+    text = ", ".join(changes) or "-"
+    found = (metrics or {}).get("lr_find")
+    if found:
+        text += f", lr_find chose lr {found['lr']:.3g}" if found["found"] else ", lr_find found no lr (kept)"
+    return text
+
+
 def console_line(r: int, group: str, change: str, val: Optional[float], delta: Optional[float], decision: str,
                  seconds: float, reason: Optional[str] = None, llm: Optional[dict] = None,
                  author: Optional[str] = None, evidence=None) -> str:

@@ -79,4 +79,21 @@ def curve_summary(metrics: Optional[Dict[str, Any]]) -> Dict[str, Any]:
         "epochs_run": len(epochs), "train_acc": round(last["train_acc"] or 0, 4),
         "train_val_gap": round(gap, 4), "val_acc_curve": [round(e["val_acc"] or 0, 3) for e in epochs][-8:],
         "seconds": round(metrics["timings"].get("fit_s") or 0, 1),
+        "headroom": headroom(epochs),
+        **({"lr_found": metrics["lr_find"]["lr"]} if metrics.get("lr_find") else {}),
     }
+
+
+FAR_TRAIN = 0.8  # train accuracy below this: far from what the model can fit
+RISING = 0.03  # validation gain per epoch over the last epochs above which training stopped too early
+
+
+def headroom(epochs: List[Dict[str, Any]]) -> str:
+    """'far' from the ceiling when training accuracy is low or validation was still climbing fast at the end (a
+    decisive step pays), else 'near' (small steps)."""
+    last = epochs[-1]
+    if (last["train_acc"] or 0) < FAR_TRAIN:
+        return "far"
+    vals = [e["val_acc"] or 0 for e in epochs[-3:]]
+    rising = (vals[-1] - vals[0]) / max(1, len(vals) - 1)
+    return "far" if rising > RISING and vals[-1] >= max(vals) else "near"

@@ -25,9 +25,10 @@ from .acceptance import Evidence
 from .agents import Context, RoundSkipped, make_agent
 from .candidate import Candidate
 from .confirm import Confirmer
+from .budget import Budget
 from .candidates import train_candidates
 from .folds import scored_run
-from .console import LoopConsole
+from .console import LoopConsole, change_text
 from .ensemble import EnsembleRule
 from .finish import finish
 from .warm_start import init_checkpoint, prepare
@@ -54,13 +55,14 @@ class Refinement:
     of the architect's. On resume they are a hand edit, trained as a round of its own; settings (loop, constraints,
     llm, hardware) apply; anything else (dataset, seed, paths) is named as ignored."""
 
-    def __init__(self, cfg: DictConfig, run_dir: Path, overrides: Optional[List[str]] = None, console=None):
-        self.cfg, self.run_dir = cfg, Path(run_dir)
+    def __init__(self, cfg: DictConfig, run_dir: Path, overrides: Optional[List[str]] = None, console=None,
+                 agent=None):
+        self.cfg, self.run_dir, self.given_agent = cfg, Path(run_dir), agent  # agent: None = from cfg.llm
         self.overrides = list(overrides or [])
         self.console = LoopConsole(console)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(self.run_dir / "journal.jsonl")
-        self.session_start, self.session_wall = time.perf_counter(), time.time()
+        self.budget = Budget(cfg.loop, time.time(), time.perf_counter())
 
     # ------------------------------------------------------------------ entry point
     def run(self) -> Dict[str, Any]:
@@ -69,7 +71,8 @@ class Refinement:
         self.journal.repair()
         resuming = bool(self.journal.events())
         hand_overrides = self._start(resuming)
-        self.agent, notice = make_agent(cfg.llm, project_path(cfg.paths.cache_dir))
+        self.agent, notice = ((self.given_agent, f"agent: {self.given_agent.name} (given)") if self.given_agent
+                              else make_agent(cfg.llm, project_path(cfg.paths.cache_dir)))
         self.agent.bind(self.run_dir, self.journal, self.console.say)
         for line in notice.splitlines():
             self.console.say(line, "yellow" if "offline" in line or line.startswith("warning") else None)
@@ -95,7 +98,7 @@ class Refinement:
         while True:
             state = State.of(self.journal)
             r = state.next_round
-            spent = state.seconds_before(self.session_wall) + (time.perf_counter() - self.session_start)
+            spent = self.budget.spent(state)
             stop = stop_reason(r + state.extra_runs, cfg.loop.rounds, state.incumbent_val, cfg.loop.target, spent,
                                cfg.loop.time_budget)
             if stop:
@@ -159,7 +162,9 @@ class Refinement:
         inc = state.incumbent or {"round": None, "pipeline": self._defaults(), "val_acc": None,
                                   "summary": {"diagnosis": "ok"}}
         return Context(profile=self.profile, incumbent=inc, rounds=state.summaries()[-HISTORY_ROUNDS:], round=r,
-                       seed=self.cfg.seed, max_epochs=self.cfg.loop.max_epochs)
+                       seed=self.cfg.seed, max_epochs=self.cfg.loop.max_epochs,
+                       runs_left=self.budget.runs_left(state, r) + 1, seconds_left=self.budget.seconds_left(state),
+                       round_timeout=self.cfg.loop.round_timeout)
 
     def _defaults(self) -> Dict[str, Dict[str, Any]]:
         return {g: OmegaConf.to_container(self.cfg[g], resolve=True) for g in EDITABLE_GROUPS}
@@ -204,10 +209,10 @@ class Refinement:
                          self._evidence(r, state) if val is not None else None, loop.alpha)
         if verdict.unproven:  # a gain the validation set cannot tell from noise: more seeds of both decide
             pooled = self.confirmer.pooled(r, {"round": r, "pipeline": candidate.pipeline}, state.incumbent,
-                                           loop.confirm_seeds, self._runs_left(state, r, start))
+                                           loop.confirm_seeds, self.budget.runs_left(state, r, start))
             verdict = decide(val, state.incumbent_val, loop.min_delta, loop.accept, pooled, loop.alpha, pooled=True)
         if r == 0 and val is not None and loop.noise_floor:
-            self.confirmer.noise_floor(candidate.pipeline, self._runs_left(state, r, start))
+            self.confirmer.noise_floor(candidate.pipeline, self.budget.runs_left(state, r, start))
         seconds = round(time.perf_counter() - start, 1)  # confirmation runs included: they count against the budget
         if verdict.decision == "kept":
             self.incumbent.promote(r, candidate.pipeline, val)
@@ -222,20 +227,9 @@ class Refinement:
                             changes=changes, summary=curve_summary(metrics), seconds=seconds,
                             reason=reason, config_sha=self.incumbent.config_sha(), llm=llm,
                             **({"candidates": picked["candidates"]} if picked.get("candidates") else {}))
-        self.console.round(r, candidate.group, ", ".join(changes) or "-", val, verdict.delta, verdict.decision,
+        self.console.round(r, candidate.group, change_text(changes, metrics), val, verdict.delta, verdict.decision,
                            seconds, reason, llm, candidate.author, verdict.evidence)
         write_report(self.run_dir, State.of(self.journal))
-
-    def _runs_left(self, state: State, r: int, round_start: float) -> int:
-        """Training runs the budget still allows after round r: what loop.rounds leaves (extra runs count), and
-        under loop.time_budget what the time left buys at this round's pace."""
-        left = self.cfg.loop.rounds - r - state.extra_runs
-        budget = self.cfg.loop.time_budget
-        if budget:
-            took = max(time.perf_counter() - round_start, 1e-3)
-            spent = state.seconds_before(self.session_wall) + (time.perf_counter() - self.session_start)
-            left = min(left, int(max(budget - spent, 0.0) // took))
-        return max(left, 0)
 
     def _trained(self, state: State, r: int) -> Optional[Dict[str, Any]]:
         """The finished metrics of round r's chosen candidate (picked among several, then interrupted before the

@@ -82,6 +82,8 @@ class TrainerConfig:
                                  "input gets this factor of the lr of the layer above (timm); 1 = off", gt=0.0, le=1.0)
     freeze_epochs: int = _f(0, "train only the classifier head for this many first epochs (a pretrained backbone stays "
                                "frozen meanwhile); 0 = off, fewer than epochs", ge=0)
+    lr_find: bool = _f(False, "before training, a learning-rate range test (Lightning's tuner, on up to 100 "
+                              "steps) picks trainer.lr; the lr found is recorded in metrics.json and shown")
     warm_start: bool = _f(False, "refinement rounds: start from the incumbent's weights when the model group is "
                                  "unchanged (continue training: epochs add up across rounds); else from scratch")
     balance: str = _f("none", "class imbalance: none, sampler (each class drawn equally often) or loss (cross-entropy "

@@ -29,7 +29,7 @@ import numpy as np
 from omegaconf import OmegaConf, open_dict
 from rich.console import Console
 
-from .agents.heuristic import COARSE_DROPOUT, COLOR_JITTER, SCRATCH_LADDER, flips_allowed
+from .agents.moves import COARSE_DROPOUT, COLOR_JITTER, SCRATCH_LADDER, flips_allowed
 from .inference import predict_split
 from .journal import Journal, State
 from .loop import Refinement
@@ -39,6 +39,7 @@ from .train import compose_config
 LOOPS = {"zero_shot": "greedy", "zero_shot_long": "greedy", "iterative": "greedy", "iterative_paired": "paired",
          "iterative_confirm": "confirm", "all_at_once": "greedy"}  # strategy -> loop.accept
 STRATEGIES = [*LOOPS, "random", "optuna"]
+DEFAULT_STRATEGIES = ["zero_shot", "zero_shot_long", "iterative", "all_at_once", "random", "optuna"]
 log = logging.getLogger("improve.bench")
 
 
@@ -74,18 +75,34 @@ def _loop_cfg(dataset: str, seed: int, epochs: int, out: Path, cache_dir: Path, 
                                      *extra], out, cache_dir)
 
 
-def run_loop(cfg, out: Path, strategy: str, runs: int, overrides: Optional[List[str]] = None) -> Dict[str, Any]:
+def run_loop(cfg, out: Path, strategy: str, runs: int, overrides: Optional[List[str]] = None,
+             agent=None) -> Dict[str, Any]:
     with open_dict(cfg):
         cfg.loop.rounds = runs - 1
         cfg.loop.strategy = "all_at_once" if strategy == "all_at_once" else "iterative"
         cfg.loop.accept = LOOPS[strategy]
-    result = Refinement(cfg, out, overrides, console=Console(file=io.StringIO())).run()
+    result = Refinement(cfg, out, overrides, console=Console(file=io.StringIO()), agent=agent).run()
     state = State(Journal(out / "journal.jsonl").events())
     vals = [state.decisions[r]["val_acc"] for r in sorted(state.decisions)]
     trained = [d for d in state.decisions.values() if d["decision"] not in ("invalid", "skipped")]
     failed = sum(d["decision"] in ("failed", "invalid", "skipped") for d in state.decisions.values())
     return {"vals": vals, "test_acc": result["test_acc"], "selected_val": result["val_acc"], "failed": failed,
-            "train_runs": len(trained) + state.extra_runs, "train_s": round(sum(d["seconds"] for d in trained), 1)}
+            "train_runs": len(trained) + state.extra_runs, "train_s": round(sum(d["seconds"] for d in trained), 1),
+            "incumbents": _incumbents(out, state)}
+
+
+def _incumbents(out: Path, state: State) -> List[List[float]]:
+    """[training seconds spent when it was kept, its test accuracy] of every incumbent of a loop in turn: what the
+    loop would have delivered had it been stopped at any time (the equal-seconds comparison reads it)."""
+    spent, chain = 0.0, []
+    for r in sorted(state.decisions):
+        d = state.decisions[r]
+        spent += d["seconds"] if d["decision"] not in ("invalid", "skipped") else 0.0
+        rd = out / "rounds" / f"{r:02d}"
+        if d["decision"] == "kept" and (rd / "checkpoints" / "best.ckpt").is_file():
+            test = predict_split(OmegaConf.load(rd / "config.yaml"), rd / "checkpoints" / "best.ckpt")["acc"]
+            chain.append([round(spent, 1), test])
+    return chain
 
 
 def run_search(cfg, out: Path, strategy: str, runs: int, base: Dict[str, Dict], profile: Dict[str, Any],
@@ -99,6 +116,7 @@ def run_search(cfg, out: Path, strategy: str, runs: int, base: Dict[str, Dict], 
     vals: List[Optional[float]] = []
     seconds = 0.0
     best: Optional[tuple] = None
+    incumbents: List[List[float]] = []
     for i in range(runs):
         trial = study.ask()
         pipeline = search_space(trial, base, profile)
@@ -114,11 +132,13 @@ def run_search(cfg, out: Path, strategy: str, runs: int, base: Dict[str, Dict], 
             if best is not None:
                 shutil.rmtree(best[2] / "checkpoints", ignore_errors=True)
             best = (val, config, rd)
+            test = predict_split(OmegaConf.create(config), rd / "checkpoints" / "best.ckpt")["acc"]
+            incumbents.append([round(seconds, 1), test])
         else:
             shutil.rmtree(rd / "checkpoints", ignore_errors=True)
-    test = predict_split(OmegaConf.create(best[1]), best[2] / "checkpoints" / "best.ckpt")["acc"] if best else None
-    return {"vals": vals, "test_acc": test, "selected_val": best[0] if best else None,
-            "failed": sum(v is None for v in vals), "train_runs": runs, "train_s": round(seconds, 1)}
+    return {"vals": vals, "test_acc": incumbents[-1][1] if incumbents else None,
+            "selected_val": best[0] if best else None, "failed": sum(v is None for v in vals), "train_runs": runs,
+            "train_s": round(seconds, 1), "incumbents": incumbents}
 
 
 def run_unit(dataset: str, strategy: str, seed: int, runs: int, epochs: int, out: Path, cache_dir: Path,
@@ -161,10 +181,31 @@ def _mean_std(values: List[float]) -> str:
     return f"{np.mean(values):.4f} ± {np.std(values):.4f}"
 
 
+def equal_seconds(results: Dict[str, Dict], d: str, seed: int) -> Optional[float]:
+    """The training seconds every strategy of (dataset, seed) is compared at: those of zero_shot_long's one run, else
+    the fewest any strategy (but zero_shot) used."""
+    long = results.get(f"{d}/zero_shot_long/{seed}")
+    if long:
+        return long["train_s"]
+    spent = [u["train_s"] for k, u in results.items() if k.startswith(f"{d}/") and k.endswith(f"/{seed}")
+             and "/zero_shot/" not in k]
+    return min(spent) if spent else None
+
+
+def test_at_seconds(unit: Dict[str, Any], seconds: Optional[float]) -> Optional[float]:
+    """Test accuracy of the incumbent the unit had after `seconds` of training (its first, if even that took
+    longer; its last, if it used fewer)."""
+    chain = unit.get("incumbents") or []
+    if not chain or seconds is None:
+        return unit.get("test_acc")
+    within = [test for spent, test in chain if spent <= seconds * 1.02]  # 2 %: the clock's jitter between runs
+    return within[-1] if within else chain[0][1]
+
+
 def summarise(results: Dict[str, Dict], datasets: List[str], strategies: List[str], seeds: List[int],
               runs: int) -> str:
     lines = ["| dataset | strategy | training runs | selected val acc | final test acc | optimism (val - test) | "
-             "failed runs | training s |", "|---|---|---|---|---|---|---|---|"]
+             "failed runs | training s | test acc at equal training s |", "|---|---|---|---|---|---|---|---|---|"]
     for d in datasets:
         for s in strategies:
             units = [results[f"{d}/{s}/{seed}"] for seed in seeds if f"{d}/{s}/{seed}" in results]
@@ -172,13 +213,17 @@ def summarise(results: Dict[str, Dict], datasets: List[str], strategies: List[st
                 continue
             selected = [u.get("selected_val") for u in units]
             optimism = [v - u["test_acc"] for v, u in zip(selected, units) if v is not None and u["test_acc"] is not None]
+            at_equal = [test_at_seconds(results[f"{d}/{s}/{seed}"], equal_seconds(results, d, seed))
+                        for seed in seeds if f"{d}/{s}/{seed}" in results]
             lines.append(f"| {d} | {s} | {np.mean([u.get('train_runs', len(u['vals'])) for u in units]):.1f} | "
                          f"{_mean_std(selected)} | {_mean_std([u['test_acc'] for u in units])} | "
                          f"{_mean_std(optimism)} | {sum(u['failed'] for u in units)} | "
-                         f"{np.mean([u.get('train_s', u['wall_s']) for u in units]):.0f} |")
+                         f"{np.mean([u.get('train_s', u['wall_s']) for u in units]):.0f} | {_mean_std(at_equal)} |")
     return "\n".join(lines) + (f"\n\nMean ± std over seeds {seeds}; budget {runs} training runs per strategy "
                                f"(zero_shot: 1; zero_shot_long: 1 run of all the budget's epochs). Optimism is the "
-                               f"selected validation accuracy minus the final test accuracy.\n")
+                               f"selected validation accuracy minus the final test accuracy. The last column stops every strategy at "
+                               f"the training seconds of zero_shot_long's one run (same dataset and seed) and tests "
+                               f"the incumbent it had then.\n")
 
 
 def plot(results: Dict[str, Dict], datasets: List[str], strategies: List[str], seeds: List[int], runs: int,

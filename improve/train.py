@@ -131,6 +131,8 @@ def _run(cfg: DictConfig, out: Path, record: RunRecord) -> None:
     record.data["timings"]["setup_s"] = round(time.perf_counter() - t0, 3)
 
     trainer = _trainer(cfg, out, record)
+    if cfg.trainer.get("lr_find"):
+        record.update(lr_find=find_lr(trainer, model, data, cfg.trainer.lr))
     t_fit = time.perf_counter()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
@@ -153,6 +155,26 @@ def _run(cfg: DictConfig, out: Path, record: RunRecord) -> None:
                                    verbose=False)
             record.data["timings"]["test_s"] = round(time.perf_counter() - t_test, 3)
             record.update(test_acc=results[0]["test/acc"], test_loss=results[0]["test/loss"])
+
+
+def find_lr(trainer: L.Trainer, model: Classifier, data: ImageDataModule, configured: float) -> Dict[str, Any]:
+    """trainer.lr_find: Lightning's learning-rate range test on up to 100 steps (the weights are restored after);
+    the suggested lr replaces trainer.lr, unless the test finds none (then the configured lr stays, and says so)."""
+    from lightning.pytorch.tuner import Tuner
+
+    steps = max(10, min(100, len(data.train_dataloader())))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        result = Tuner(trainer).lr_find(model, datamodule=data, min_lr=1e-6, max_lr=1.0, num_training=steps,
+                                        update_attr=False)
+    suggested = result.suggestion() if result is not None else None
+    if suggested:
+        model.t.lr = float(suggested)
+        log.info("lr_find: lr %.3g (configured %.3g)", suggested, configured)
+    else:
+        log.warning("lr_find found no clear minimum of the loss curve; keeping trainer.lr=%s", configured)
+    return {"lr": float(suggested) if suggested else configured, "configured": configured, "steps": steps,
+            "found": bool(suggested)}
 
 
 def _relative(path: str, out: Path) -> Optional[str]:

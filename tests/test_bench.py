@@ -2,6 +2,8 @@
 import io
 import json
 
+import pytest
+
 from rich.console import Console
 
 from improve.bench import bench_flip, main
@@ -49,6 +51,8 @@ def test_strategy_study_at_toy_size_writes_table_plot_json_and_resumes(tmp_path,
     assert next(e for e in long if e["event"] == "proposal")["pipeline"]["trainer"]["epochs"] == 2  # 2 runs x 1
     table = (out / "table.md").read_text()
     assert "| digits | random | 2.0 |" in table and "optimism" in table and "± " in result["table"]
+    assert "test acc at equal training s" in table
+    assert all(u["incumbents"] and abs(u["incumbents"][-1][1] - u["test_acc"]) < 1e-4 for u in raw.values())
     assert (out / "strategies.png").stat().st_size > 5000
 
     def no_more_training(*args, **kwargs):
@@ -58,3 +62,27 @@ def test_strategy_study_at_toy_size_writes_table_plot_json_and_resumes(tmp_path,
     again = strategies.study(["digits"], ["iterative", "random"], [0], runs=2, epochs=1, out=out, extra=[],
                              console=Console(file=io.StringIO()))
     assert again["results"] == raw
+
+
+def test_equal_seconds_takes_the_incumbent_each_strategy_had_at_the_long_runs_seconds():
+    from improve.strategies import equal_seconds, test_at_seconds
+
+    results = {"d/zero_shot_long/0": {"train_s": 30.0, "test_acc": 0.7, "incumbents": [[30.0, 0.7]]},
+               "d/iterative/0": {"train_s": 80.0, "test_acc": 0.9, "incumbents": [[5.0, 0.4], [25.0, 0.6], [70.0, 0.9]]}}
+    t = equal_seconds(results, "d", 0)
+    assert t == 30.0
+    assert test_at_seconds(results["d/iterative/0"], t) == 0.6  # what it had after 30 s, not its final 0.9
+    assert test_at_seconds(results["d/iterative/0"], 1.0) == 0.4  # even the first took longer: its first
+    assert test_at_seconds(results["d/iterative/0"], 500.0) == 0.9
+
+
+@pytest.mark.slow
+def test_levers_benchmark_at_toy_size_runs_both_arms(tmp_path):
+    from improve.bench_levers import bench_levers
+
+    result = bench_levers("digits", [0], runs=2, epochs=1, out=tmp_path, extra=["dataset.max_train=150"],
+                          console=Console(file=io.StringIO()))
+    assert set(result["results"]) == {"with levers/0", "without levers/0"}
+    assert "| with levers |" in result["table"] and "| without levers |" in result["table"]
+    assert result["results"]["with levers/0"]["ensemble"] in ("kept", "reverted", "skipped")
+    assert result["results"]["without levers/0"]["ensemble"] is None

@@ -3,6 +3,7 @@ import copy
 
 from improve.agents import Choice, Context, HeuristicAgent
 from improve.edits import check_group, parse_edit
+from improve.agents.moves import relative_cost
 from improve.history import canonical, curve_summary, diff
 from improve.schema import group_defaults
 
@@ -115,3 +116,86 @@ def test_engineer_adds_each_transform_at_most_once_and_the_diff_names_the_additi
     assert diff({"train_transforms": [coarse]}, {"train_transforms": [coarse, coarse]}) == ["+CoarseDropout"]
     assert diff({"train_transforms": [coarse, {"name": "Affine"}]},
                 {"train_transforms": [{"name": "Affine"}, coarse]}) == ["transforms: reordered"]
+
+
+def _ctx(p, diagnosis, headroom, seconds=10.0, seconds_left=None, runs_left=None, pipeline=None, rounds=()):
+    summary = {"diagnosis": diagnosis, "headroom": headroom, "train_acc": 0.4 if headroom == "far" else 0.99,
+               "train_val_gap": 0.02, "seconds": seconds}
+    return Context(profile=p, incumbent={"round": 0, "pipeline": pipeline or DEFAULTS, "val_acc": 0.4,
+                                         "summary": summary}, rounds=list(rounds), round=1, seed=0, max_epochs=15,
+                   runs_left=runs_left, seconds_left=seconds_left)
+
+
+def _edit(group, c, current=None, agent=None):
+    current = current or DEFAULTS[group]
+    edit = (agent or HeuristicAgent()).engineer(Choice(group, "x", c.incumbent["summary"]["diagnosis"]), c, current, [])
+    return edit, diff(current, check_group(group, parse_edit(edit.yaml, group), current))
+
+
+def test_curve_summary_says_how_far_the_ceiling_is():
+    def metrics(train, val):
+        return {"status": "ok", "best_val_acc": max(val), "timings": {"fit_s": 1.0},
+                "epochs": [{"epoch": i, "train_acc": t, "val_acc": v, "val_loss": 1.0} for i, (t, v) in
+                           enumerate(zip(train, val))]}
+    assert curve_summary(metrics([0.3, 0.45, 0.6], [0.3, 0.4, 0.5]))["headroom"] == "far"  # low train accuracy
+    assert curve_summary(metrics([0.8, 0.9, 0.95], [0.6, 0.7, 0.8]))["headroom"] == "far"  # still climbing fast
+    assert curve_summary(metrics([0.97, 0.99, 0.99], [0.90, 0.91, 0.91]))["headroom"] == "near"
+
+
+def test_far_from_the_ceiling_the_expert_changes_several_values_of_one_group_coherently():
+    p = profile("noisy shapes; the label is the orientation")
+    for group in ("trainer", "augment", "model"):
+        edit, changed = _edit(group, _ctx(p, "underfit", "far"))
+        assert len(changed) >= 2, (group, changed, edit.rationale)
+    _, changed = _edit("trainer", _ctx(p, "underfit", "far"))
+    assert any("warm_start" in c for c in changed) and any("epochs" in c for c in changed)
+
+
+def test_near_the_ceiling_the_expert_takes_one_small_step():
+    p = profile("noisy shapes; the label is the orientation")
+    for diagnosis in ("ok", "overfit", "underfit"):
+        for group in ("trainer", "augment", "model"):
+            edit, changed = _edit(group, _ctx(p, diagnosis, "near"))
+            assert len(changed) == 1, (diagnosis, group, changed, edit.rationale)
+
+
+def test_the_expert_never_proposes_a_round_longer_than_the_time_left():
+    p = profile()
+    for group in ("trainer", "augment", "model"):
+        for diagnosis, headroom in (("underfit", "far"), ("ok", "near"), ("overfit", "near")):
+            c = _ctx(p, diagnosis, headroom, seconds=10.0, seconds_left=11.0)
+            tried, current = [], DEFAULTS[group]
+            for _ in range(6):
+                edit = HeuristicAgent().engineer(Choice(group, "x", diagnosis), c, current, tried)
+                new = check_group(group, parse_edit(edit.yaml, group), current)
+                assert relative_cost(group, current, new) * 10.0 <= 11.0, (group, diagnosis, diff(current, new))
+                tried.append(new)
+
+
+def test_with_little_budget_left_the_cheapest_moves_come_first():
+    p = profile()
+    moves = HeuristicAgent().moves(_ctx(p, "underfit", "near", runs_left=1), "model", DEFAULTS["model"], "underfit")
+    costs = [relative_cost("model", DEFAULTS["model"], m.make(copy.deepcopy(DEFAULTS["model"]))) for m in moves]
+    assert costs == sorted(costs)
+
+
+def test_a_group_whose_change_paid_off_gets_the_next_round_and_a_warm_started_model_is_settled():
+    p = profile()
+    kept = [{"round": 1, "group": "augment", "decision": "kept", "summary": {"diagnosis": "underfit"}}]
+    assert HeuristicAgent().analyst(_ctx(p, "underfit", "far", rounds=kept)).group == "augment"
+    warm = {**DEFAULTS, "trainer": {**DEFAULTS["trainer"], "warm_start": True}}
+    stale = [{"round": i, "group": "trainer", "decision": "reverted", "summary": {}} for i in (1, 2)]
+    assert HeuristicAgent().analyst(_ctx(p, "underfit", "far", pipeline=warm, rounds=stale)).group == "augment"
+
+
+def test_without_levers_the_expert_never_reaches_for_ema_tta_or_randaugment():
+    p, agent = profile(), HeuristicAgent(levers=False)
+    for group in ("trainer", "augment"):
+        for diagnosis in ("ok", "overfit"):
+            tried, current = [], DEFAULTS[group]
+            for _ in range(8):
+                edit = agent.engineer(Choice(group, "x", diagnosis), _ctx(p, diagnosis, "near"), current, tried)
+                new = check_group(group, parse_edit(edit.yaml, group), current)
+                assert not new.get("ema_decay") and not new.get("tta")
+                assert "RandAugment" not in [t["name"] for t in new.get("train_transforms", [])]
+                tried.append(new)

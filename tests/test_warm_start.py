@@ -2,7 +2,6 @@
 import io
 import json
 
-import pytest
 from rich.console import Console
 
 from improve.journal import Journal

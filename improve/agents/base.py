@@ -55,6 +55,9 @@ class Context:
     round: int
     seed: int = 0
     max_epochs: int = 50
+    runs_left: Optional[int] = None  # training runs the budget allows, this round's included; None = not known
+    seconds_left: Optional[float] = None  # seconds loop.time_budget leaves; None = no time budget
+    round_timeout: float = 900.0  # seconds one round may take before it is killed
 
 
 class Agent(Protocol):
