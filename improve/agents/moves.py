@@ -124,7 +124,7 @@ def augment_moves(ctx: Context, a: Dict[str, Any], diagnosis: str, levers: bool 
                            lambda v: {**v, "train_transforms": v["train_transforms"][:-1]}))
     keep = {"HorizontalFlip", "RandomResizedCrop"}  # label-safe and cheap: they never stop a model from fitting
     up = size * 2 if size < 64 else size  # a stride-32 CNN sees a 32px image as a single cell: give it more
-    decisive = Move(f"far from fitting: drop every regulariser at once (MixUp/CutMix, jitter, erasing, policies)"
+    decisive = Move("far from fitting: drop every regulariser at once (MixUp/CutMix, jitter, erasing, policies)"
                     + (f" and upscale {size} -> {up}px so the network keeps spatial detail" if up != size else ""),
                     lambda v: {**v, "mixup_alpha": 0.0, "cutmix_alpha": 0.0, "image_size": up,
                                "train_transforms": [{**t, "size": [up, up]} if "size" in t else t
