@@ -48,6 +48,9 @@ def write_report(run_dir: Path, state) -> Path:
     for cut in state.confirmation_cuts:
         lines.append(f"- round {cut['round']}: confirmation cut to {cut['seeds']} of {cut['wanted']} seeds "
                      f"(the budget had {cut['runs_left']} training runs left).")
+    if state.warm_start_skips:
+        lines += ["", "Warm starts that could not happen (these rounds trained from scratch):"]
+        lines += [f"- round {e['round']}: {e['reason']}" for e in state.warm_start_skips]
     rules = sorted({d.get("rule") for d in state.decisions.values() if d.get("rule")})
     if rules:
         lines += ["", f"Decision rule: {', '.join(rules)}. Δ is the candidate's validation accuracy minus the "

@@ -183,6 +183,8 @@ def test_a_group_whose_change_paid_off_gets_the_next_round_and_a_warm_started_mo
     p = profile()
     kept = [{"round": 1, "group": "augment", "decision": "kept", "summary": {"diagnosis": "underfit"}}]
     assert HeuristicAgent().analyst(_ctx(p, "underfit", "far", rounds=kept)).group == "augment"
+    trainer_kept = [{**kept[0], "group": "trainer"}]
+    assert HeuristicAgent().analyst(_ctx(p, "overfit", "near", rounds=trainer_kept)).group == "augment"
     warm = {**DEFAULTS, "trainer": {**DEFAULTS["trainer"], "warm_start": True}}
     stale = [{"round": i, "group": "trainer", "decision": "reverted", "summary": {}} for i in (1, 2)]
     assert HeuristicAgent().analyst(_ctx(p, "underfit", "far", pipeline=warm, rounds=stale)).group == "augment"

@@ -151,3 +151,17 @@ def test_crops_cut_from_training_images_cached_with_a_margin_while_evaluation_se
     assert train_augment(compose_cfg(*SMALL).augment).input_size == 32  # no crop: no margin
     metrics = train(cfg)
     assert metrics["status"] == "ok", metrics.get("error")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lever", ["trainer.ema_decay=0.99", "trainer.freeze_epochs=1", "trainer.layer_decay=0.8",
+                                   "trainer.balance=sampler", "augment.tta=true", "hardware.compile=false",
+                                   "trainer.lr_find=true"])
+def test_each_lever_trains_from_the_command_line(lever, tmp_path, cache_dir):
+    from .conftest import run_cli
+
+    proc = run_cli("improve.train", "dataset=digits", lever, "trainer.epochs=2", "dataset.max_train=200",
+                   "hardware.progress_bar=false", f"paths.cache_dir={cache_dir}", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["status"] == "ok" and metrics["best_val_acc"] is not None

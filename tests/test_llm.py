@@ -212,3 +212,15 @@ def test_history_given_to_the_analyst_stays_bounded_however_many_rounds():
     short, long = history(5), history(200)
     assert len(long) <= HISTORY_CHARS + 2000 and "earlier round(s) not shown" in long
     assert "earlier" not in short
+
+
+def test_the_llm_agents_are_told_the_budget_left_and_the_incumbents_round_time():
+    from improve.agents import Context
+    from improve.agents.llm_agent import render
+
+    ctx = Context(profile={}, incumbent={"summary": {"seconds": 12.0}}, rounds=[], round=3, runs_left=4,
+                  seconds_left=100.0, round_timeout=600.0)
+    for role in ("analyst", "engineer"):
+        text = render(role, ctx, group="trainer")
+        assert "4 training runs left" in text and "100 s of loop.time_budget left" in text
+        assert "incumbent's training took 12 s" in text and "killed after 600 s" in text

@@ -76,6 +76,7 @@ def test_warm_started_rounds_of_a_refinement_run_continue_from_the_incumbent(tmp
     events = Journal(tmp_path / "run" / "journal.jsonl").events()
     assert any(e["event"] == "warm_start_skipped" and e["round"] == 0 for e in events)  # nothing to start from
     assert "no incumbent weights yet" in out.getvalue()
+    assert "- round 0: trainer.warm_start: no incumbent weights yet" in (tmp_path / "run" / "report.md").read_text()
     rounds = [r for r in (1, 2) if (tmp_path / "run" / "rounds" / f"{r:02d}" / "init.ckpt").is_file()]
     assert rounds, "no round warm-started"
     metrics = json.loads((tmp_path / "run" / "rounds" / f"{rounds[0]:02d}" / "metrics.json").read_text())

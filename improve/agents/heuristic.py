@@ -119,7 +119,9 @@ class HeuristicAgent:
             order.append("model")
         stale = {g: self._reverts_in_a_row(ctx, g) for g in order}
         fresh = [g for g in order if stale[g] < STALE_AFTER]
-        paid = last and last.get("decision") == "kept" and last.get("group") in fresh and last["round"] > 0
+        # while underfitting, push what just worked; once the curves say overfit or ok, their order decides again
+        paid = (diagnosis == "underfit" and last and last.get("decision") == "kept" and last.get("group") in fresh
+                and last["round"] > 0)
         group = last["group"] if paid else fresh[0] if fresh else min(order, key=lambda g: (stale[g], order.index(g)))
         far = s.get("headroom") == "far"
         why = {

@@ -46,8 +46,20 @@ def render(name: str, ctx: Context, **extra: Any) -> str:
               "constraints": json.dumps(ctx.profile.get("constraints") or {}) or "none",
               "pretrained": "yes" if ctx.profile.get("pretrained_reachable") else
               "no (set pretrained: false; only from-scratch training works here)",
-              "max_epochs": ctx.max_epochs, "error": "", **extra}
+              "max_epochs": ctx.max_epochs, "budget": budget_text(ctx), "error": "", **extra}
     return Template(prompt(name)).safe_substitute(values)
+
+
+def budget_text(ctx: Context) -> str:
+    """What the budget leaves, in words, with the incumbent round's training time to plan by."""
+    seconds = (ctx.incumbent.get("summary") or {}).get("seconds")
+    parts = [f"{ctx.runs_left} training runs left (this round included)" if ctx.runs_left is not None else
+             "no limit on rounds known",
+             f"{ctx.seconds_left:.0f} s of loop.time_budget left" if ctx.seconds_left is not None else
+             "no time budget", f"a round is killed after {ctx.round_timeout:.0f} s"]
+    if seconds:
+        parts.append(f"the incumbent's training took {seconds:.0f} s (time grows with epochs, pixels and model size)")
+    return "; ".join(parts)
 
 
 def summarise_history(ctx: Context) -> str:
