@@ -114,6 +114,11 @@ class HeuristicAgent:
             return Choice("trainer", f"round {last['round']} diverged (NaN/inf loss): lower the learning rate, "
                                      f"clip gradients, warm up longer", "unstable")
         order = list(GROUP_ORDER.get(diagnosis, GROUP_ORDER["ok"]))
+        far = s.get("headroom") == "far"
+        size = ctx.incumbent.get("pipeline", {}).get("augment", {}).get("image_size", 64)
+        resized = any("image_size" in c for r in ctx.rounds for c in r.get("changes") or [])
+        if diagnosis == "underfit" and far and size < 64 and not resized:
+            order = ["augment", "trainer", "model"]  # a tiny image is one cell for a stride-32 CNN: resolution first
         if ctx.incumbent.get("pipeline", {}).get("trainer", {}).get("warm_start"):
             order.remove("model")  # settled: a new model restarts from scratch and cannot catch up
             order.append("model")
@@ -123,7 +128,6 @@ class HeuristicAgent:
         paid = (diagnosis == "underfit" and last and last.get("decision") == "kept" and last.get("group") in fresh
                 and last["round"] > 0)
         group = last["group"] if paid else fresh[0] if fresh else min(order, key=lambda g: (stale[g], order.index(g)))
-        far = s.get("headroom") == "far"
         why = {
             "overfit": f"the incumbent overfits (train-val gap {s.get('train_val_gap')}): regularise",
             "underfit": f"the incumbent underfits (train acc {s.get('train_acc')}, val still rising): "
