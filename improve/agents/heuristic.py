@@ -115,10 +115,6 @@ class HeuristicAgent:
                                      f"clip gradients, warm up longer", "unstable")
         order = list(GROUP_ORDER.get(diagnosis, GROUP_ORDER["ok"]))
         far = s.get("headroom") == "far"
-        size = ctx.incumbent.get("pipeline", {}).get("augment", {}).get("image_size", 64)
-        resized = any("image_size" in c for r in ctx.rounds for c in r.get("changes") or [])
-        if diagnosis == "underfit" and far and size < 64 and not resized:
-            order = ["augment", "trainer", "model"]  # a tiny image is one cell for a stride-32 CNN: resolution first
         if ctx.incumbent.get("pipeline", {}).get("trainer", {}).get("warm_start"):
             order.remove("model")  # settled: a new model restarts from scratch and cannot catch up
             order.append("model")
