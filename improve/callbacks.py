@@ -4,6 +4,8 @@ from typing import Any, List
 import lightning as L
 from lightning.pytorch.callbacks import Callback, EMAWeightAveraging
 
+EMA_EVERY = 4  # optimisation steps between two updates of the weights' moving average
+
 
 class FreezeBackbone(Callback):
     """`trainer.freeze_epochs`: only the classifier head (timm's `get_classifier()`) trains for the first epochs;
@@ -30,8 +32,9 @@ def lever_callbacks(trainer_cfg: Any) -> List[Callback]:
     """Callbacks for `trainer.ema_decay` and `trainer.freeze_epochs` (none when both are off)."""
     out: List[Callback] = []
     if trainer_cfg.get("ema_decay", 0.0) > 0:
-        # Lightning's EMA: validation and saved checkpoints use the averaged weights
-        out.append(EMAWeightAveraging(decay=trainer_cfg.ema_decay))
+        # Lightning's EMA: validation and saved checkpoints use the averaged weights. Averaging every EMA_EVERY
+        # steps with decay**EMA_EVERY keeps the same horizon at a quarter of the cost (bench speed: ratio >= 0.85)
+        out.append(EMAWeightAveraging(decay=trainer_cfg.ema_decay ** EMA_EVERY, update_every_n_steps=EMA_EVERY))
     if trainer_cfg.get("freeze_epochs", 0) > 0:
         out.append(FreezeBackbone(trainer_cfg.freeze_epochs))
     return out
