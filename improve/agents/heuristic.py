@@ -48,6 +48,7 @@ class HeuristicAgent:
     """Offline expert agent (`llm=heuristic`)."""
 
     name = "heuristic"
+    levers = True  # False: no EMA, TTA or RandAugment (the levers benchmark's control arm)
 
     def __init__(self, levers: bool = True):
         self.levers = levers  # False: no EMA, TTA or RandAugment (the levers benchmark's control arm)
