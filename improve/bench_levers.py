@@ -13,7 +13,7 @@ import numpy as np
 from rich.console import Console
 
 from .agents import HeuristicAgent
-from .strategies import _loop_cfg, run_loop
+from .strategies import _loop_cfg, drop_checkpoints, run_loop
 
 ARMS = {"with levers": (True, ["loop.ensemble_top_k=3"]), "without levers": (False, [])}
 
@@ -36,6 +36,7 @@ def bench_levers(dataset: str, seeds: List[int], runs: int, epochs: int, out: Pa
             ensemble = next((json.loads(line) for line in (unit / "journal.jsonl").read_text().splitlines()
                              if '"event": "ensemble"' in line), None)
             results[key]["ensemble"] = ensemble and ensemble["decision"]
+            drop_checkpoints(unit)
             console.print(f"{key}: test {results[key]['test_acc']}", highlight=False)
             results_file.write_text(json.dumps(results, indent=1))
     lines = ["| arm | final test acc | selected val acc | training runs | training s | ensembles kept |",

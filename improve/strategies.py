@@ -162,7 +162,14 @@ def run_unit(dataset: str, strategy: str, seed: int, runs: int, epochs: int, out
             raise RuntimeError(f"{strategy} needs the zero_shot run of {dataset} seed {seed} first (its base pipeline)")
         result = run_search(cfg, unit_dir, strategy, runs, state.proposals[0]["pipeline"], state.profile, timeout)
     result["wall_s"] = round(time.perf_counter() - start, 1)
+    drop_checkpoints(unit_dir)
     return result
+
+
+def drop_checkpoints(unit_dir: Path) -> None:
+    """A finished unit's checkpoints: tested already, and a study of many units would fill the disk with them."""
+    for ckpt in unit_dir.rglob("*.ckpt"):
+        ckpt.unlink()
 
 
 def _best_so_far(vals: List[Optional[float]], runs: int) -> List[float]:

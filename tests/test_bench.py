@@ -54,6 +54,7 @@ def test_strategy_study_at_toy_size_writes_table_plot_json_and_resumes(tmp_path,
     assert "test acc at equal training s" in table
     assert all(u["incumbents"] and abs(u["incumbents"][-1][1] - u["test_acc"]) < 1e-4 for u in raw.values())
     assert (out / "strategies.png").stat().st_size > 5000
+    assert not list(out.rglob("*.ckpt"))  # finished units keep their results, not their checkpoints
 
     def no_more_training(*args, **kwargs):
         raise AssertionError("a finished unit ran again")
