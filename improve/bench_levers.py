@@ -13,6 +13,7 @@ import numpy as np
 from rich.console import Console
 
 from .agents import HeuristicAgent
+from .journal import Journal
 from .strategies import _loop_cfg, drop_checkpoints, run_loop
 
 ARMS = {"with levers": (True, ["loop.ensemble_top_k=3"]), "without levers": (False, [])}
@@ -33,8 +34,7 @@ def bench_levers(dataset: str, seeds: List[int], runs: int, epochs: int, out: Pa
             cfg = _loop_cfg(dataset, seed, epochs, unit, out / "cache", ["llm=heuristic", *settings, *extra])
             console.print(f"{key}: running", highlight=False)
             results[key] = run_loop(cfg, unit, "iterative", runs, agent=HeuristicAgent(levers=levers))
-            ensemble = next((json.loads(line) for line in (unit / "journal.jsonl").read_text().splitlines()
-                             if '"event": "ensemble"' in line), None)
+            ensemble = next((e for e in Journal(unit / "journal.jsonl").events() if e["event"] == "ensemble"), None)
             results[key]["ensemble"] = ensemble and ensemble["decision"]
             drop_checkpoints(unit)
             console.print(f"{key}: test {results[key]['test_acc']}", highlight=False)

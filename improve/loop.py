@@ -31,7 +31,7 @@ from .folds import scored_run
 from .console import LoopConsole, change_text
 from .ensemble import EnsembleRule
 from .finish import finish
-from .warm_start import init_checkpoint, prepare
+from .warm_start import INIT_FILES, init_checkpoint, prepare
 from .history import curve_summary
 from .incumbent import IncumbentDir, atomic_text
 from .journal import Journal, State, llm_usage
@@ -202,7 +202,8 @@ class Refinement:
         start = start or time.perf_counter()
         if trained is None:
             self._warm_start(state, r, [candidate.pipeline])
-        metrics = trained if trained is not None else self._train(r, candidate.pipeline)
+            trained = self._train(r, candidate.pipeline)
+        metrics = trained
         val = metrics.get("best_val_acc") if metrics.get("status") == "ok" else None
         loop = self.cfg.loop
         verdict = decide(val, state.incumbent_val, loop.min_delta, loop.accept,
@@ -271,7 +272,7 @@ class Refinement:
     def _train(self, r: int, pipeline: Dict[str, Dict]) -> Dict[str, Any]:
         rd = self.run_dir / "rounds" / f"{r:02d}"
         return self._run(self._train_config(pipeline, rd), rd, live=self.cfg.hardware.progress_bar and
-                         sys.stdout.isatty(), keep={"llm"})
+                         sys.stdout.isatty(), keep={"llm", *INIT_FILES})
 
     def _run(self, config: Dict[str, Any], rd: Path, live: bool = False, keep: frozenset = frozenset()):
         """One scored training run: a process of its own, or one per fold under loop.folds."""

@@ -130,7 +130,6 @@ def train_in_process(config: Dict[str, Any], rd: Path, timeout: float, live: boo
     `live`: the run draws on this terminal (progress bar) instead of writing rd/stdout.log.
     """
     rd.mkdir(parents=True, exist_ok=True)
-    keep = {*keep, "init.ckpt", "init.json"}  # the weights a warm-started round starts from
     for stale in rd.iterdir():
         if stale.name not in keep:
             shutil.rmtree(stale) if stale.is_dir() else stale.unlink()

@@ -17,6 +17,8 @@ import torch
 
 from .incumbent import atomic_copy
 
+INIT_FILES = ("init.ckpt", "init.json")  # in rounds/NN: the weights a warm-started round starts from, and their model
+
 
 def _round_dir(run_dir: Path, output_dir: Path) -> Optional[Path]:
     """rounds/NN of a round's own run, or of its seeds, folds and candidates (rounds/NN/seed1, ...)."""

@@ -51,7 +51,7 @@ class HeuristicAgent:
     levers = True  # False: no EMA, TTA or RandAugment (the levers benchmark's control arm)
 
     def __init__(self, levers: bool = True):
-        self.levers = levers  # False: no EMA, TTA or RandAugment (the levers benchmark's control arm)
+        self.levers = levers
 
     def bind(self, run_dir, journal, notify=None) -> None:
         """The offline expert keeps no audit files and makes no calls to account for."""
@@ -168,7 +168,6 @@ class HeuristicAgent:
     def moves(self, ctx: Context, group: str, current: Dict[str, Any], diagnosis: str) -> List[Move]:
         """The group's moves, best first; when little budget is left, the cheapest first (gain per second)."""
         moves = MOVES[group](ctx, current, diagnosis, self.levers)
-        moves = [m for m in moves if m.make is not None]
         seconds = ctx.incumbent.get("summary", {}).get("seconds") or 0.0
         tight = (ctx.runs_left is not None and ctx.runs_left < TIGHT) or (
             ctx.seconds_left is not None and seconds and ctx.seconds_left < TIGHT * seconds)

@@ -28,11 +28,10 @@ COLOR_JITTER = {"name": "ColorJitter", "brightness": 0.2, "contrast": 0.2, "satu
 
 @dataclass
 class Move:
-    """One candidate edit of a group: why, how (current values -> new values), and whether it is a decisive step."""
+    """One candidate edit of a group: why, and how (current values -> new values)."""
 
     why: str
     make: Callable[[Dict[str, Any]], Dict[str, Any]]
-    decisive: bool = False
 
 
 def _words(profile: Dict[str, Any]) -> str:
@@ -68,6 +67,13 @@ def relative_cost(group: str, old: Dict[str, Any], new: Dict[str, Any]) -> float
     if old["name"] in ladder and new["name"] in ladder:
         return RUNG_COST ** (ladder.index(new["name"]) - ladder.index(old["name"]))
     return 1.0
+
+
+def _resized(v: Dict[str, Any], size: int, keep: Optional[set] = None) -> Dict[str, Any]:
+    """Augment values at another image size: transforms with a `size` (crops) follow it; `keep` = only those names."""
+    transforms = [t for t in v["train_transforms"] if keep is None or t["name"] in keep]
+    return {**v, "image_size": size, "train_transforms": [{**t, "size": [size, size]} if "size" in t else t
+                                                          for t in transforms]}
 
 
 def _far(ctx: Context) -> bool:
@@ -126,15 +132,9 @@ def augment_moves(ctx: Context, a: Dict[str, Any], diagnosis: str, levers: bool 
     up = size * 2 if size < 64 else size  # a stride-32 CNN sees a 32px image as a single cell: give it more
     decisive = Move("far from fitting: drop every regulariser at once (MixUp/CutMix, jitter, erasing, policies)"
                     + (f" and upscale {size} -> {up}px so the network keeps spatial detail" if up != size else ""),
-                    lambda v: {**v, "mixup_alpha": 0.0, "cutmix_alpha": 0.0, "image_size": up,
-                               "train_transforms": [{**t, "size": [up, up]} if "size" in t else t
-                                                    for t in v["train_transforms"] if t["name"] in keep]},
-                    decisive=True)
+                    lambda v: {**_resized(v, up, keep), "mixup_alpha": 0.0, "cutmix_alpha": 0.0})
     bigger = min(size * 2, 256)
-    resize = [Move(f"image size {size} -> {bigger}: more detail for the model",
-                   lambda v: {**v, "image_size": bigger,
-                              "train_transforms": [{**t, "size": [bigger, bigger]} if "size" in t else t
-                                                   for t in v["train_transforms"]]})]
+    resize = [Move(f"image size {size} -> {bigger}: more detail for the model", lambda v: _resized(v, bigger))]
     tta = [Move("test-time augmentation: average label-safe views at validation, test and predict",
                 set_(tta=True))] if levers and not a.get("tta") else []
     stronger = [m for m in stronger if m.make is not None]
@@ -162,7 +162,7 @@ def model_moves(ctx: Context, m: Dict[str, Any], diagnosis: str, levers: bool = 
     if much_bigger and diagnosis == "underfit" and _far(ctx):
         moves.append(Move(f"far from fitting: two sizes up ({m['name']} -> {much_bigger}) with dropout and "
                           f"stochastic depth off", lambda v: {**v, "name": much_bigger, "drop_rate": 0.0,
-                                                              "drop_path_rate": 0.0}, decisive=True))
+                                                              "drop_path_rate": 0.0}))
     if bigger:
         moves.append(Move(f"more capacity: {m['name']} -> {bigger}", lambda v: {**v, "name": bigger}))
     if diagnosis == "overfit":
@@ -172,8 +172,7 @@ def model_moves(ctx: Context, m: Dict[str, Any], diagnosis: str, levers: bool = 
         moves += [Move(f"less dropout ({drop} -> 0)", lambda v: {**v, "drop_rate": 0.0})] + more_reg
     if ctx.profile.get("pretrained_reachable") and not m["pretrained"] and ctx.profile["channels"] == 3:
         moves.insert(0, Move("start from ImageNet weights (convnext_atto, pretrained)",
-                             lambda v: {**v, "name": "convnext_atto", "pretrained": True, "drop_path_rate": 0.1},
-                             decisive=True))
+                             lambda v: {**v, "name": "convnext_atto", "pretrained": True, "drop_path_rate": 0.1}))
     return moves
 
 
@@ -185,7 +184,7 @@ def trainer_moves(ctx: Context, t: Dict[str, Any], diagnosis: str, levers: bool 
         "unstable": [
             Move(f"lr {t['lr']:.3g} -> {t['lr'] * 0.3:.3g}, clip gradients at 1.0, 2 warm-up epochs",
                  lambda v: {**v, "lr": v["lr"] * 0.3, "grad_clip": 1.0, "warmup_epochs": min(2.0, v["epochs"]),
-                            "warm_start": False}, decisive=True),
+                            "warm_start": False}),
             Move("lower lr again", lambda v: {**v, "lr": v["lr"] * 0.3}),
         ],
         "underfit": [
@@ -213,15 +212,15 @@ def trainer_moves(ctx: Context, t: Dict[str, Any], diagnosis: str, levers: bool 
             decisive.append(Move(f"far from the ceiling: continue from the incumbent's weights (warm_start) for "
                                  f"{cap} more epochs with a fresh cosine cycle and a short warm-up",
                                  lambda v: {**v, "warm_start": True, "epochs": cap,
-                                            "warmup_epochs": min(0.5, float(cap))}, decisive=True))
+                                            "warmup_epochs": min(0.5, float(cap))}))
         if t.get("warm_start"):
             decisive.append(Move(f"keep training from the incumbent's weights, lr {t['lr']:.3g} -> "
                                  f"{t['lr'] * 0.7:.3g} (annealing across rounds)",
-                                 lambda v: {**v, "lr": float(f"{v['lr'] * 0.7:.3g}"), "epochs": cap}, decisive=True))
+                                 lambda v: {**v, "lr": float(f"{v['lr'] * 0.7:.3g}"), "epochs": cap}))
         decisive.append(Move(f"far from the ceiling: lr range test, {cap} epochs, weight decay "
                              f"{t['weight_decay']} -> {t['weight_decay'] / 4:.3g}, 1 warm-up epoch",
                              lambda v: {**v, "lr_find": True, "epochs": cap, "warmup_epochs": min(1.0, float(cap)),
-                                        "weight_decay": round(v["weight_decay"] / 4, 5)}, decisive=True))
+                                        "weight_decay": round(v["weight_decay"] / 4, 5)}))
         moves = decisive + moves
     elif diagnosis in ("ok", "overfit") and t.get("warm_start"):
         moves.insert(0, Move(f"continue from the incumbent's weights with half the lr ({t['lr']:.3g} -> "
