@@ -2,8 +2,8 @@
 
 Both arms run the refinement loop (iterative, greedy) on the same dataset, seeds and budget of training runs.
 With levers, the expert may reach for EMA of the weights, test-time augmentation and RandAugment, and the run
-ends with `loop.ensemble_top_k=3`; without, it may not (`HeuristicAgent(levers=False)`) and keeps the best round
-alone. Every other rule of the expert is the same. Final test accuracy, mean ± std over seeds.
+ends with its lineage weight-averaged (`loop.average_top_k`, on by default) and `loop.ensemble_top_k=3`; without,
+it may not (`HeuristicAgent(levers=False)`, `loop.average_top_k=0`) and keeps the best round alone. Every other rule of the expert is the same. Final test accuracy, mean ± std over seeds.
 """
 import json
 from pathlib import Path
@@ -16,7 +16,7 @@ from .agents import HeuristicAgent
 from .journal import Journal
 from .strategies import _loop_cfg, drop_checkpoints, run_loop
 
-ARMS = {"with levers": (True, ["loop.ensemble_top_k=3"]), "without levers": (False, [])}
+ARMS = {"with levers": (True, ["loop.ensemble_top_k=3"]), "without levers": (False, ["loop.average_top_k=0"])}
 
 
 def bench_levers(dataset: str, seeds: List[int], runs: int, epochs: int, out: Path, extra: List[str],

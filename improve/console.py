@@ -49,17 +49,22 @@ def console_line(r: int, group: str, change: str, val: Optional[float], delta: O
     return line
 
 
-def ensemble_line(e: Dict[str, Any], single_test_acc: Optional[float] = None) -> str:
-    """One line on the end-of-run ensemble: kept (then the test accuracy above is its), not kept, or skipped."""
+AVERAGED = "averaged weights"  # what ensemble_line calls loop.average_top_k's model
+
+
+def ensemble_line(e: Dict[str, Any], single_test_acc: Optional[float] = None, what: str = "ensemble") -> str:
+    """One line on an end-of-run combination of rounds (`what`: the ensemble, or the averaged weights): kept (then
+    the test accuracy above is its), not kept, or skipped."""
     if e["decision"] == "skipped":
-        return f"ensemble skipped: {e['reason']}"
+        return f"{what} skipped: {e['reason']}"
     rounds = ", ".join(map(str, e["members"]))
     low, high = e["delta_interval"]
-    text = (f"ensemble of rounds {rounds}: val {e['val_acc']:.4f} vs {e['single_val_acc']:.4f} alone "
+    text = (f"{what} of rounds {rounds}: val {e['val_acc']:.4f} vs {e['single_val_acc']:.4f} alone "
             f"(Δ {e['delta']:+.4f} [{low:+.4f}, {high:+.4f}], p {e['p_value']:.2f}, {e['rule']})")
     if e["decision"] == "kept":
-        return text + f": [green]kept[/], the test accuracy above is the ensemble's (round alone {single_test_acc})"
-    return text + ": [yellow]not kept[/], the best round alone is the final model"
+        return text + f": [green]kept[/], the test accuracy above is the {what}'s (round alone {single_test_acc})"
+    return text + (": [yellow]not kept[/], the best round alone is the final model" if what == "ensemble"
+                   else ": [yellow]not kept[/], the incumbent's own weights stay")
 
 
 class LoopConsole:
@@ -88,6 +93,8 @@ class LoopConsole:
         self.say(f"[bold green]best: round {result['incumbent_round']}, val acc {result['val_acc']:.4f}, test acc "
                  f"{result['test_acc']:.4f}[/] (validation-to-test gap {result['val_acc'] - result['test_acc']:+.4f}; "
                  f"{result['rounds']} rounds; round 0 test acc {result['round0_test_acc']}) -> {best_dir}")
+        if result.get("average"):
+            self.say(ensemble_line(result["average"], result.get("single_test_acc"), AVERAGED))
         if result.get("ensemble"):
             self.say(ensemble_line(result["ensemble"], result.get("single_test_acc")))
         if result.get("llm"):

@@ -10,7 +10,7 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import yaml
 from omegaconf import OmegaConf
@@ -19,17 +19,19 @@ from .acceptance import paired_evidence
 from .incumbent import atomic_copy
 from .inference import EnsemblePredictor, Predictor, predict_split
 from .journal import State
-from .rules import decide
+from .rules import Verdict, decide
 
 
 @dataclass
 class EnsembleRule:
-    """How the run judges an ensemble: its size and the acceptance rule in force."""
+    """How the run judges its end-of-run combinations (averaged weights, an ensemble): their sizes and the
+    acceptance rule in force."""
 
     top_k: int
     rule: str = "greedy"
     alpha: float = 0.05
     min_delta: float = 0.0
+    average_top_k: int = 0  # loop.average_top_k: rounds of the incumbent's warm-start lineage averaged first
 
 
 @dataclass
@@ -84,11 +86,7 @@ def judge(state: State, run_dir: Path, incumbent_checkpoint: Path, rule: Ensembl
     config = OmegaConf.create(members[0].config)
     single = predict_split(config, incumbent_checkpoint, "val")
     ensemble = predict_split(config, None, "val", predictor(members))
-    truth = single["y_true"]
-    evidence = paired_evidence([p == t for p, t in zip(ensemble["y_pred"], truth)],
-                               [p == t for p, t in zip(single["y_pred"], truth)])
-    verdict = decide(ensemble["acc"], single["acc"], rule.min_delta, "paired" if rule.rule == "confirm" else rule.rule,
-                     evidence, rule.alpha)
+    verdict, fields = against_single(ensemble, single, rule)
     if verdict.decision == "kept":
         for m in members:
             folder = out / f"{m.round:02d}"
@@ -98,6 +96,17 @@ def judge(state: State, run_dir: Path, incumbent_checkpoint: Path, rule: Ensembl
         (out / "ensemble.json").write_text(json.dumps({"members": [m.round for m in members],
                                                        "val_acc": ensemble["acc"]}, indent=1))
     return {"decision": verdict.decision, "members": [m.round for m in members],
-            "member_val_acc": [m.val_acc for m in members], "val_acc": round(ensemble["acc"], 4),
-            "single_val_acc": round(single["acc"], 4), "delta": verdict.delta, "rule": verdict.rule,
-            **evidence.journal()}
+            "member_val_acc": [m.val_acc for m in members], **fields}
+
+
+def against_single(combined: Dict[str, Any], single: Dict[str, Any], rule: EnsembleRule) -> Tuple[Verdict, Dict]:
+    """A combination of rounds (averaged predictions or weights) against the incumbent alone, on the same validation
+    images under the run's rule (`confirm` judges as `paired`: a combination has no seed to retrain). Returns the
+    verdict and its journal fields."""
+    truth = single["y_true"]
+    evidence = paired_evidence([p == t for p, t in zip(combined["y_pred"], truth)],
+                               [p == t for p, t in zip(single["y_pred"], truth)])
+    verdict = decide(combined["acc"], single["acc"], rule.min_delta, "paired" if rule.rule == "confirm" else rule.rule,
+                     evidence, rule.alpha)
+    return verdict, {"val_acc": round(combined["acc"], 4), "single_val_acc": round(single["acc"], 4),
+                     "delta": verdict.delta, "rule": verdict.rule, **evidence.journal()}

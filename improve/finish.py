@@ -5,6 +5,7 @@ from typing import Any, Callable, Dict, Optional
 import yaml
 from omegaconf import OmegaConf
 
+from . import averaging
 from .ensemble import EnsembleRule, judge
 from .export import export
 from .incumbent import IncumbentDir, atomic_copy
@@ -32,13 +33,22 @@ def finish(run_dir: Path, state: State, journal: Journal, incumbent: IncumbentDi
             f"#   python -m improve.train --config-path={best.resolve()} --config-name=config\n"
             + yaml.safe_dump({**train_cfg, "test": True}, sort_keys=False))
         atomic_copy(incumbent.checkpoint, best / "best.ckpt")
-        test = predict_split(OmegaConf.create(train_cfg), incumbent.checkpoint)
-        judged = judge(state, run_dir, incumbent.checkpoint, ensemble, train_config) if ensemble else None
+        averaged = averaging.judge(state, run_dir, incumbent.checkpoint, ensemble, ensemble.average_top_k,
+                                   train_config) if ensemble else None
+        if averaged:
+            journal.append("average", **{k: v for k, v in averaged.items() if k != "checkpoint"})
+            result["average"] = {k: v for k, v in averaged.items() if k != "checkpoint"}
+        if averaged and averaged["decision"] == "kept":  # the averaged weights are the final model from here on
+            result["single_test_acc"] = round(predict_split(OmegaConf.create(train_cfg), best / "best.ckpt")["acc"], 4)
+            atomic_copy(Path(averaged["checkpoint"]), best / "best.ckpt")
+            Path(averaged["checkpoint"]).unlink()
+        test = predict_split(OmegaConf.create(train_cfg), best / "best.ckpt")
+        judged = judge(state, run_dir, best / "best.ckpt", ensemble, train_config) if ensemble else None
         if judged:
             journal.append("ensemble", **judged)
             result["ensemble"] = judged
         if judged and judged["decision"] == "kept":  # the ensemble is the final model: tested, exported, predicts
-            result["single_test_acc"] = round(test["acc"], 4)
+            result.setdefault("single_test_acc", round(test["acc"], 4))
             test = predict_split(OmegaConf.create(train_cfg), None, "test", Predictor.from_run(run_dir))
         write_json(run_dir / "test_predictions.json", test)
         first_ckpt = run_dir / "rounds" / "00" / "checkpoints" / "best.ckpt"

@@ -283,7 +283,8 @@ class Refinement:
         loop = self.cfg.loop
         result = finish(self.run_dir, state, self.journal, self.incumbent, self._train_config,
                         self.cfg.constraints.min_accuracy,
-                        EnsembleRule(loop.ensemble_top_k, loop.accept, loop.alpha, loop.min_delta))
+                        EnsembleRule(loop.ensemble_top_k, loop.accept, loop.alpha, loop.min_delta,
+                                     loop.average_top_k))
         write_report(self.run_dir, State.of(self.journal))
         self.console.final(result, self.run_dir / "best", self.cfg.constraints.min_accuracy)
         if result.get("llm_failed"):

@@ -4,7 +4,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .console import ensemble_line
+from .console import AVERAGED, ensemble_line
 from .console import short as _short
 
 
@@ -29,6 +29,9 @@ def write_report(run_dir: Path, state) -> Path:
                      f"below its selected validation accuracy"
                      + (f" (the first pipeline, round 0: {state.final['round0_test_acc']:.4f})."
                         if state.final.get("round0_test_acc") is not None else "."))
+    if state.final and state.final.get("average"):
+        text = ensemble_line(state.final["average"], state.final.get("single_test_acc"), AVERAGED)
+        lines += ["", "Weight averaging (loop.average_top_k): " + re.sub(r"\[/?[a-z]*\]", "", text) + "."]
     if state.final and state.final.get("ensemble"):
         text = ensemble_line(state.final["ensemble"], state.final.get("single_test_acc"))
         lines += ["", "Ensemble (loop.ensemble_top_k): " + re.sub(r"\[/?[a-z]*\]", "", text) + "."]
