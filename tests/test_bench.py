@@ -65,6 +65,13 @@ def test_strategy_study_at_toy_size_writes_table_plot_json_and_resumes(tmp_path,
     assert again["results"] == raw
 
 
+def test_each_study_seed_draws_its_own_split_unless_one_is_pinned(tmp_path):
+    from improve.strategies import _loop_cfg
+
+    assert _loop_cfg("shapes_hard", 2, 3, tmp_path, tmp_path / "c", []).dataset.seed == 2
+    assert _loop_cfg("shapes_hard", 2, 3, tmp_path, tmp_path / "c", ["dataset.seed=0"]).dataset.seed == 0
+
+
 def test_equal_seconds_takes_the_incumbent_each_strategy_had_at_the_long_runs_seconds():
     from improve.strategies import equal_seconds, test_at_seconds
 
