@@ -2,8 +2,9 @@
 
 What a practitioner does once the architecture is settled: keep training the best model with a new schedule,
 augmentation or regularisation rather than start over, so epochs add up across rounds. It applies only when the
-round's model group equals the incumbent's (other weights would not fit) and not under loop.folds (each fold
-would need its own incumbent); otherwise the round trains from scratch and the console says so.
+round's model has the incumbent's weights (the same model group up to dropout and stochastic depth) and not
+under loop.folds (each fold would need its own incumbent); otherwise the round trains from scratch and the console
+says so.
 
 The incumbent's checkpoint is copied to rounds/NN/init.ckpt before the round trains, with the model group it
 fits in init.json, so a resumed round, its seed confirmations and its candidates all start from the same
@@ -18,6 +19,12 @@ import torch
 from .incumbent import atomic_copy
 
 INIT_FILES = ("init.ckpt", "init.json")  # in rounds/NN: the weights a warm-started round starts from, and their model
+NO_WEIGHTS = ("drop_rate", "drop_path_rate")  # model keys that regularise without changing the weights' shapes
+
+
+def same_weights(a: Dict[str, Any], b: Dict[str, Any]) -> bool:
+    """Whether two model groups have the same weights (they may differ in dropout and stochastic depth only)."""
+    return ({k: v for k, v in a.items() if k not in NO_WEIGHTS} == {k: v for k, v in b.items() if k not in NO_WEIGHTS})
 
 
 def _round_dir(run_dir: Path, output_dir: Path) -> Optional[Path]:
@@ -41,7 +48,7 @@ def prepare(run_dir: Path, r: int, pipelines: List[Dict[str, Dict]], incumbent: 
         return "trainer.warm_start: no incumbent weights yet, this round trains from scratch"
     if folds >= 2:
         return "trainer.warm_start is ignored under loop.folds (each fold would need its own incumbent)"
-    fits = [p for p in wanted if p["model"] == incumbent["pipeline"]["model"]]
+    fits = [p for p in wanted if same_weights(p["model"], incumbent["pipeline"]["model"])]
     rd = Path(run_dir) / "rounds" / f"{r:02d}"
     if fits and not (rd / "init.ckpt").is_file():
         rd.mkdir(parents=True, exist_ok=True)
@@ -49,7 +56,7 @@ def prepare(run_dir: Path, r: int, pipelines: List[Dict[str, Dict]], incumbent: 
         (rd / "init.json").write_text(json.dumps({"from_round": incumbent["round"],
                                                   "model": incumbent["pipeline"]["model"]}))
     if len(fits) < len(wanted):
-        return ("trainer.warm_start: the model group differs from the incumbent's, so its weights do not fit; "
+        return ("trainer.warm_start: the model differs from the incumbent's beyond dropout, so its weights do not fit; "
                 "trains from scratch")
     return None
 
@@ -59,7 +66,8 @@ def init_checkpoint(run_dir: Path, pipeline: Dict[str, Dict], output_dir: Path) 
     rd = _round_dir(run_dir, output_dir)
     if rd is None or not pipeline["trainer"].get("warm_start") or not (rd / "init.json").is_file():
         return None
-    return str(rd / "init.ckpt") if json.loads((rd / "init.json").read_text())["model"] == pipeline["model"] else None
+    return str(rd / "init.ckpt") if same_weights(json.loads((rd / "init.json").read_text())["model"],
+                                                 pipeline["model"]) else None
 
 
 def load_weights(net: torch.nn.Module, checkpoint: str) -> None:

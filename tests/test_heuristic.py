@@ -140,6 +140,7 @@ def test_curve_summary_says_how_far_the_ceiling_is():
     assert curve_summary(metrics([0.3, 0.45, 0.6], [0.3, 0.4, 0.5]))["headroom"] == "far"  # low train accuracy
     assert curve_summary(metrics([0.8, 0.9, 0.95], [0.6, 0.7, 0.8]))["headroom"] == "far"  # still climbing fast
     assert curve_summary(metrics([0.97, 0.99, 0.99], [0.90, 0.91, 0.91]))["headroom"] == "near"
+    assert curve_summary(metrics([0.5, 0.6, 0.7], [0.96, 0.98, 0.99]))["headroom"] == "near"  # 1% error left
 
 
 def test_far_from_the_ceiling_the_expert_changes_several_values_of_one_group_coherently():
@@ -188,6 +189,26 @@ def test_a_group_whose_change_paid_off_gets_the_next_round_and_a_warm_started_mo
     warm = {**DEFAULTS, "trainer": {**DEFAULTS["trainer"], "warm_start": True}}
     stale = [{"round": i, "group": "trainer", "decision": "reverted", "summary": {}} for i in (1, 2)]
     assert HeuristicAgent().analyst(_ctx(p, "underfit", "far", pipeline=warm, rounds=stale)).group == "augment"
+
+
+def test_once_rounds_warm_start_the_model_engineer_keeps_the_weights_and_changes_dropout_first():
+    p = profile()
+    warm = {**DEFAULTS, "trainer": {**DEFAULTS["trainer"], "warm_start": True}}
+    for diagnosis in ("underfit", "overfit", "ok"):
+        edit, changes = _edit("model", _ctx(p, diagnosis, "far", pipeline=warm))
+        assert changes and all("drop" in c for c in changes), (diagnosis, changes)
+    _, cold = _edit("model", _ctx(p, "underfit", "far"))  # not settled: capacity first
+    assert any("name" in c for c in cold)
+
+
+def test_images_are_never_upscaled_past_twice_their_native_size():
+    from improve.agents.moves import augment_moves
+
+    at_64 = {**DEFAULTS["augment"], "image_size": 64}
+    small = [m.make(dict(at_64))["image_size"] for m in augment_moves(_ctx(profile(side=32), "ok", "near"), at_64, "ok")]
+    assert max(small) == 64  # 32 px shapes: 64 px is as far as it goes
+    large = [m.make(dict(at_64))["image_size"] for m in augment_moves(_ctx(profile(side=200), "ok", "near"), at_64, "ok")]
+    assert 128 in large
 
 
 def test_without_levers_the_expert_never_reaches_for_ema_tta_or_randaugment():

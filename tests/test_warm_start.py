@@ -64,7 +64,10 @@ def test_only_a_round_with_the_incumbents_model_starts_from_its_weights(tmp_path
     assert init_checkpoint(tmp_path, _pipeline("resnet14t"), seed_dir) is None
     assert init_checkpoint(tmp_path, _pipeline(), tmp_path / "best") is None  # best/ retrains from scratch
     note = prepare(tmp_path, 4, [_pipeline("resnet14t")], incumbent, ckpt, 0)
-    assert "model group differs" in note and not (tmp_path / "rounds" / "04" / "init.ckpt").exists()
+    assert "model differs" in note and not (tmp_path / "rounds" / "04" / "init.ckpt").exists()
+    dropout = {**_pipeline(), "model": {"name": "resnet10t", "drop_rate": 0.3}}  # same weights, more dropout
+    assert prepare(tmp_path, 6, [dropout], incumbent, ckpt, 0) is None
+    assert init_checkpoint(tmp_path, dropout, tmp_path / "rounds" / "06") == str(tmp_path / "rounds" / "06" / "init.ckpt")
     assert "loop.folds" in prepare(tmp_path, 5, [_pipeline()], incumbent, ckpt, 3)
     assert "no incumbent" in prepare(tmp_path, 0, [_pipeline()], None, ckpt, 0)
 

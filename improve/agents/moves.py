@@ -12,6 +12,7 @@ import copy
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional
 
+from ..warm_start import same_weights
 from .base import Context
 
 NO_FLIP_WORDS = ("orientation", "rotat", "direction", "angle", "arrow", "text", "digit", "letter", "number",
@@ -133,8 +134,9 @@ def augment_moves(ctx: Context, a: Dict[str, Any], diagnosis: str, levers: bool 
     decisive = Move("far from fitting: drop every regulariser at once (MixUp/CutMix, jitter, erasing, policies)"
                     + (f" and upscale {size} -> {up}px so the network keeps spatial detail" if up != size else ""),
                     lambda v: {**_resized(v, up, keep), "mixup_alpha": 0.0, "cutmix_alpha": 0.0})
-    bigger = min(size * 2, 256)
-    resize = [Move(f"image size {size} -> {bigger}: more detail for the model", lambda v: _resized(v, bigger))]
+    bigger = min(size * 2, 256, max(64, 2 * side(p)))  # past twice the native size upscaling adds no detail, only cost
+    resize = [Move(f"image size {size} -> {bigger}: more detail for the model", lambda v: _resized(v, bigger))
+              ] if bigger > size else []
     tta = [Move("test-time augmentation: average label-safe views at validation, test and predict",
                 set_(tta=True))] if levers and not a.get("tta") else []
     stronger = [m for m in stronger if m.make is not None]
@@ -173,6 +175,9 @@ def model_moves(ctx: Context, m: Dict[str, Any], diagnosis: str, levers: bool = 
     if ctx.profile.get("pretrained_reachable") and not m["pretrained"] and ctx.profile["channels"] == 3:
         moves.insert(0, Move("start from ImageNet weights (convnext_atto, pretrained)",
                              lambda v: {**v, "name": "convnext_atto", "pretrained": True, "drop_path_rate": 0.1}))
+    if ctx.incumbent.get("pipeline", {}).get("trainer", {}).get("warm_start"):
+        # settled: rounds continue from the incumbent's weights, which only a dropout change keeps
+        moves.sort(key=lambda mv: not same_weights(mv.make(dict(m)), m))
     return moves
 
 
