@@ -3,11 +3,12 @@
 Rounds that continue from the incumbent's weights (trainer.warm_start) form a lineage: each ends a cosine cycle
 that started from its parent's weights, so the members lie in one basin and their mean is a flatter solution that
 usually generalises better than any one of them (stochastic weight averaging over the rounds' cycles), at one
-model's inference cost. The members are the incumbent and its nearest ancestors with its image size: each round's
-rounds/NN/init.json names its parent and rounds/NN/init.ckpt holds the parent's weights. BatchNorm statistics are
-then recomputed on the training images (torch.optim.swa_utils.update_bn), and the averaged weights are kept only
-when they beat the incumbent on the validation images under the run's acceptance rule. Kept, they are the final
-model (best/best.ckpt; best/averaged.json names the rounds): the test split, predict, export and an ensemble use them.
+model's inference cost. The members are the incumbent and its nearest ancestors with its image size and nearly its
+validation accuracy (within WITHIN): each round's rounds/NN/init.json names its parent and rounds/NN/init.ckpt holds
+the parent's weights. BatchNorm statistics are then recomputed on the training images
+(torch.optim.swa_utils.update_bn), and the averaged weights are kept only when they beat the incumbent on the
+validation images under the run's acceptance rule. Kept, they are the final model (best/best.ckpt;
+best/averaged/averaged.json names the rounds): the test split, predict, export and an ensemble use them.
 """
 import json
 import shutil
@@ -24,10 +25,13 @@ from .journal import State
 from .warm_start import init_checkpoint
 
 BN_BATCH = 128  # training images per forward pass while BatchNorm statistics are recomputed
+WITHIN = 0.05  # an ancestor more than this below the incumbent's validation accuracy ends the lineage: averaging
+# with a much weaker, earlier model drags the average down (SWA averages converged snapshots only)
 
 
 def lineage(state: State, run_dir: Path, k: int) -> List[Tuple[int, Path]]:
-    """(round, weights) of the incumbent and its nearest warm-start ancestors of the same image size, at most k."""
+    """(round, weights) of the incumbent and its nearest warm-start ancestors of the same image size and within
+    WITHIN of its validation accuracy, at most k."""
     inc = state.incumbent
     rounds = Path(run_dir) / "rounds"
     size = inc["pipeline"]["augment"]["image_size"]
@@ -40,6 +44,8 @@ def lineage(state: State, run_dir: Path, k: int) -> List[Tuple[int, Path]]:
         parent = json.loads((rounds / f"{r:02d}" / "init.json").read_text())["from_round"]
         pipeline = state.proposals.get(parent, {}).get("pipeline")
         if pipeline is None or pipeline["augment"]["image_size"] != size or parent in [m for m, _ in members]:
+            break
+        if (state.decisions.get(parent, {}).get("val_acc") or 0.0) < inc["val_acc"] - WITHIN:
             break
         members.append((parent, rounds / f"{r:02d}" / "init.ckpt"))  # the parent's weights, as this round began
         r = parent

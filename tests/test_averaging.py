@@ -32,9 +32,12 @@ def chained_run(tmp_path_factory):
 
 
 def _state_with_incumbent(run, loop, r):
-    """The run's state as if round r (warm-started) were the incumbent, its checkpoint that round's."""
+    """The run's state as if round r (warm-started) were the incumbent, its checkpoint that round's, and every round
+    had scored alike (1-epoch rounds differ by more than averaging.WITHIN)."""
     state = State.of(loop.journal)
     d = state.decisions[r]
+    for other in state.decisions.values():
+        other["val_acc"] = d["val_acc"]
     state.incumbent = {"round": r, "pipeline": state.proposals[r]["pipeline"], "val_acc": d["val_acc"],
                        "summary": d["summary"]}
     return state, run / "rounds" / f"{r:02d}" / "checkpoints" / "best.ckpt"
@@ -52,6 +55,9 @@ def test_the_lineage_follows_each_rounds_parent_back_to_round_0(chained_run):
     assert [r for r, _ in averaging.lineage(state, run, 5)] == [2]
     state, _ = _state_with_incumbent(run, loop, 2)
     state.proposals[2]["pipeline"]["trainer"]["warm_start"] = False  # round 2 would have trained from scratch
+    assert [r for r, _ in averaging.lineage(state, run, 5)] == [2]
+    state, _ = _state_with_incumbent(run, loop, 2)
+    state.decisions[parent]["val_acc"] -= averaging.WITHIN + 0.01  # a much weaker ancestor is left out
     assert [r for r, _ in averaging.lineage(state, run, 5)] == [2]
 
 
