@@ -85,7 +85,8 @@ class TrainerConfig:
     lr_find: bool = _f(False, "before training, a learning-rate range test (Lightning's tuner, on up to 100 "
                               "steps) picks trainer.lr; the lr found is recorded in metrics.json and shown")
     warm_start: bool = _f(False, "refinement rounds: start from the incumbent's weights when the model group is "
-                                 "unchanged (continue training: epochs add up across rounds); else from scratch")
+                                 "unchanged but for dropout (continue training: epochs add up across rounds); else "
+                                 "from scratch")
     balance: str = _f("none", "class imbalance: none, sampler (each class drawn equally often) or loss (cross-entropy "
                               "weighted by inverse class frequency)", choices=["none", "sampler", "loss"])
 
