@@ -17,8 +17,9 @@ from .record import write_json
 def finish(run_dir: Path, state: State, journal: Journal, incumbent: IncumbentDir,
            train_config: Callable[[Dict[str, Dict], Path], Dict[str, Any]], min_accuracy: float,
            ensemble: Optional[EnsembleRule] = None) -> Dict[str, Any]:
-    """Test the final model once (the incumbent, or the ensemble of the best rounds when `ensemble` is given and it
-    wins on validation), write best/ and test_predictions.json, export; journal and return the `end` event.
+    """Test the final model once (the incumbent; its weights averaged with its warm-start ancestors', then an
+    ensemble of the best rounds, each when `ensemble` asks for it and it wins on validation), write best/ and
+    test_predictions.json, export; journal and return the `end` event.
 
     `train_config(pipeline, output_dir)` makes the complete train.yaml of a pipeline for this run."""
     inc = state.incumbent
