@@ -20,7 +20,7 @@ import torch
 from omegaconf import OmegaConf
 
 from .ensemble import EnsembleRule, against_single
-from .inference import Predictor, predict_split
+from .inference import Predictor, as_tensor, predict_split, split_images
 from .journal import State
 from .warm_start import init_checkpoint
 
@@ -29,13 +29,13 @@ WITHIN = 0.05  # an ancestor more than this below the incumbent's validation acc
 # with a much weaker, earlier model drags the average down (SWA averages converged snapshots only)
 
 
-def lineage(state: State, run_dir: Path, k: int) -> List[Tuple[int, Path]]:
+def lineage(state: State, run_dir: Path, incumbent_checkpoint: Path, k: int) -> List[Tuple[int, Path]]:
     """(round, weights) of the incumbent and its nearest warm-start ancestors of the same image size and within
     WITHIN of its validation accuracy, at most k."""
     inc = state.incumbent
     rounds = Path(run_dir) / "rounds"
     size = inc["pipeline"]["augment"]["image_size"]
-    members = [(inc["round"], rounds / f"{inc['round']:02d}" / "checkpoints" / "best.ckpt")]
+    members = [(inc["round"], Path(incumbent_checkpoint))]
     r = inc["round"]
     while len(members) < k:
         pipeline = state.proposals.get(r, {}).get("pipeline")
@@ -66,21 +66,9 @@ def mean_state(checkpoints: List[Path]) -> Dict[str, torch.Tensor]:
 
 def refresh_batchnorm(predictor: Predictor, images: np.ndarray) -> None:
     """Recompute the network's BatchNorm running statistics on `images` (uint8 N,H,W,C), as SWA does."""
-    batches = [torch.from_numpy(np.ascontiguousarray(images[i:i + BN_BATCH])).permute(0, 3, 1, 2).float()
-               for i in range(0, len(images), BN_BATCH)]
+    batches = [as_tensor(images[i:i + BN_BATCH]) for i in range(0, len(images), BN_BATCH)]
     torch.optim.swa_utils.update_bn(batches, predictor.model)
     predictor.model.eval()
-
-
-def _train_images(config) -> np.ndarray:
-    from .data import ImageDataModule
-    from .paths import project_path
-
-    dm = ImageDataModule(config.dataset, config.augment.image_size, project_path(config.paths.cache_dir),
-                         project_path(config.dataset.path), batch_size=BN_BATCH)
-    splits = dm.prepare()
-    images, _ = splits.cached.arrays("train")
-    return np.asarray(images[np.sort(splits.train)])
 
 
 def average(members: List[Tuple[int, Path]], config, out: Path) -> Path:
@@ -93,22 +81,22 @@ def average(members: List[Tuple[int, Path]], config, out: Path) -> Path:
     path = out / "best.ckpt"
     torch.save(checkpoint, path)
     predictor = Predictor(config, path)
-    refresh_batchnorm(predictor, _train_images(config))
+    refresh_batchnorm(predictor, split_images(config, "train")[0])
     checkpoint["state_dict"] = predictor.classifier.state_dict()
     torch.save(checkpoint, path)
     return path
 
 
-def judge(state: State, run_dir: Path, incumbent_checkpoint: Path, rule: EnsembleRule, top_k: int,
+def judge(state: State, run_dir: Path, incumbent_checkpoint: Path, rule: EnsembleRule,
           train_config: Callable[[Dict[str, Dict], Path], Dict[str, Any]]) -> Optional[Dict[str, Any]]:
-    """Average the incumbent's lineage and judge it; the journal fields (with `checkpoint` when kept), or None when
-    averaging is off or there is no lineage to average (a run without warm-started rounds)."""
+    """Average the incumbent's lineage (rule.average_top_k rounds at most) and judge it; the journal fields (with
+    `checkpoint` when kept), or None when averaging is off or there is no lineage to average (a run without
+    warm-started rounds)."""
     out = Path(run_dir) / "best" / "averaged"
     shutil.rmtree(out, ignore_errors=True)  # a resumed run judges again from scratch
-    if top_k < 2 or state.incumbent is None or state.folds >= 2:
+    if rule.average_top_k < 2 or state.incumbent is None or state.folds >= 2:
         return None
-    members = lineage(state, run_dir, top_k)
-    members[0] = (members[0][0], incumbent_checkpoint)
+    members = lineage(state, run_dir, incumbent_checkpoint, rule.average_top_k)
     if len(members) < 2:
         return None
     config = OmegaConf.create(train_config(state.incumbent["pipeline"], Path(run_dir) / "best"))

@@ -34,15 +34,15 @@ def finish(run_dir: Path, state: State, journal: Journal, incumbent: IncumbentDi
             f"#   python -m improve.train --config-path={best.resolve()} --config-name=config\n"
             + yaml.safe_dump({**train_cfg, "test": True}, sort_keys=False))
         atomic_copy(incumbent.checkpoint, best / "best.ckpt")
-        averaged = averaging.judge(state, run_dir, incumbent.checkpoint, ensemble, ensemble.average_top_k,
-                                   train_config) if ensemble else None
+        averaged = averaging.judge(state, run_dir, incumbent.checkpoint, ensemble, train_config) if ensemble else None
+        averaged_checkpoint = averaged.pop("checkpoint", None) if averaged else None  # only when kept
         if averaged:
-            journal.append("average", **{k: v for k, v in averaged.items() if k != "checkpoint"})
-            result["average"] = {k: v for k, v in averaged.items() if k != "checkpoint"}
-        if averaged and averaged["decision"] == "kept":  # the averaged weights are the final model from here on
+            journal.append("average", **averaged)
+            result["average"] = averaged
+        if averaged_checkpoint:  # the averaged weights are the final model from here on
             result["single_test_acc"] = round(predict_split(OmegaConf.create(train_cfg), best / "best.ckpt")["acc"], 4)
-            atomic_copy(Path(averaged["checkpoint"]), best / "best.ckpt")
-            Path(averaged["checkpoint"]).unlink()
+            atomic_copy(Path(averaged_checkpoint), best / "best.ckpt")
+            Path(averaged_checkpoint).unlink()
         test = predict_split(OmegaConf.create(train_cfg), best / "best.ckpt")
         judged = judge(state, run_dir, best / "best.ckpt", ensemble, train_config) if ensemble else None
         if judged:

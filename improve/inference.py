@@ -17,6 +17,11 @@ from .cache import fit_square
 from .module import Classifier
 
 
+def as_tensor(batch: np.ndarray) -> torch.Tensor:
+    """uint8 N,H,W,C images as the float N,C,H,W pixels in 0..255 that `Normalised` takes."""
+    return torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).float()
+
+
 class Normalised(nn.Module):
     """The network with its normalisation: float N,C,H,W pixels in 0..255 -> logits. What gets exported."""
 
@@ -82,7 +87,7 @@ class Predictor:
     @torch.no_grad()
     def scores(self, batch: np.ndarray, tta: bool = False) -> np.ndarray:
         """Class probabilities for uint8 N,H,W,C images; `tta` averages label-safe variants."""
-        x = torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).float()
+        x = as_tensor(batch)
         probs = tta_probs(self.model, x, self.flip_safe) if tta or self.tta else self.model(x).softmax(-1)
         return probs.numpy()
 
@@ -125,22 +130,28 @@ class EnsemblePredictor(Predictor):
         return np.mean([m.scores(batch, tta) for m in self.members], axis=0)
 
 
+def split_images(config: DictConfig, split: str) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The cached images (uint8 N,H,W,C) and labels of the run's `split` (train, val or test) at the pipeline's
+    image size, in a fixed order, with their indices in the cache."""
+    from .data import ImageDataModule
+    from .paths import project_path
+
+    dm = ImageDataModule(config.dataset, config.augment.image_size, project_path(config.paths.cache_dir),
+                         project_path(config.dataset.path), batch_size=128)
+    splits = dm.prepare()
+    images, labels = splits.cached.arrays(splits.test_split if split == "test" else "train")
+    order = np.sort({"train": splits.train, "val": splits.val, "test": splits.test}[split])
+    return np.asarray(images[order]), labels[order], order
+
+
 def predict_split(config: DictConfig, checkpoint: Optional[Path], split: str = "test",
                   predictor: Optional[Predictor] = None) -> Dict[str, Any]:
     """Predictions of a checkpoint (or of a ready predictor, e.g. an ensemble) on the run's test or validation
     split, image by image in a fixed order: {"classes", "y_true", "y_pred", "acc"}. Two checkpoints of one run are
     compared on the same images."""
-    from .data import ImageDataModule
-    from .paths import project_path
-
     predictor = predictor or Predictor(config, checkpoint)
-    dm = ImageDataModule(config.dataset, config.augment.image_size, project_path(config.paths.cache_dir),
-                         project_path(config.dataset.path), batch_size=128)
-    splits = dm.prepare()
-    images, labels = splits.cached.arrays(splits.test_split if split == "test" else "train")
-    order = np.sort(splits.test if split == "test" else splits.val)
-    y_pred = predictor.predict_arrays(np.asarray(images[order])).argmax(1)
-    y_true = labels[order]
+    images, y_true, order = split_images(config, "test" if split == "test" else "val")
+    y_pred = predictor.predict_arrays(images).argmax(1)
     return {"classes": predictor.class_names, "index": order.tolist(), "y_true": y_true.tolist(),
             "y_pred": y_pred.tolist(),
             "acc": float((y_pred == y_true).mean()) if len(y_true) else None}

@@ -1,5 +1,6 @@
 """loop.average_top_k: the weights of the incumbent and its warm-start ancestors averaged at the end (SWA over the
 rounds' cycles), BatchNorm recomputed, judged like a candidate, and then what test, predict and export use."""
+import dataclasses
 import io
 import json
 
@@ -45,26 +46,26 @@ def _state_with_incumbent(run, loop, r):
 
 def test_the_lineage_follows_each_rounds_parent_back_to_round_0(chained_run):
     run, loop, _, _ = chained_run
-    state, _ = _state_with_incumbent(run, loop, 2)
-    members = averaging.lineage(state, run, 5)
+    state, ckpt = _state_with_incumbent(run, loop, 2)
+    members = averaging.lineage(state, run, ckpt, 5)
     parent = json.loads((run / "rounds" / "02" / "init.json").read_text())["from_round"]
     assert [r for r, _ in members][:2] == [2, parent] and members[-1][0] == 0
     assert members[1][1] == run / "rounds" / "02" / "init.ckpt"  # the parent's weights as round 2 began
-    assert len(averaging.lineage(state, run, 1)) == 1
+    assert len(averaging.lineage(state, run, ckpt, 1)) == 1
     state.proposals[parent]["pipeline"]["augment"]["image_size"] = 64  # another image size ends the lineage
-    assert [r for r, _ in averaging.lineage(state, run, 5)] == [2]
+    assert [r for r, _ in averaging.lineage(state, run, ckpt, 5)] == [2]
     state, _ = _state_with_incumbent(run, loop, 2)
     state.proposals[2]["pipeline"]["trainer"]["warm_start"] = False  # round 2 would have trained from scratch
-    assert [r for r, _ in averaging.lineage(state, run, 5)] == [2]
+    assert [r for r, _ in averaging.lineage(state, run, ckpt, 5)] == [2]
     state, _ = _state_with_incumbent(run, loop, 2)
     state.decisions[parent]["val_acc"] -= averaging.WITHIN + 0.01  # a much weaker ancestor is left out
-    assert [r for r, _ in averaging.lineage(state, run, 5)] == [2]
+    assert [r for r, _ in averaging.lineage(state, run, ckpt, 5)] == [2]
 
 
 def test_weights_are_averaged_and_batchnorm_statistics_recomputed(chained_run, tmp_path):
     run, loop, _, _ = chained_run
     state, ckpt = _state_with_incumbent(run, loop, 2)
-    members = averaging.lineage(state, run, 2)
+    members = averaging.lineage(state, run, ckpt, 2)
     config = loop._train_config(state.incumbent["pipeline"], run / "best")
     from omegaconf import OmegaConf
 
@@ -111,9 +112,10 @@ def test_kept_averaged_weights_are_the_final_model_tested_predicted_and_reported
 def test_nothing_is_averaged_when_off_or_without_a_warm_started_incumbent(chained_run):
     run, loop, _, _ = chained_run
     state, ckpt = _state_with_incumbent(run, loop, 2)
-    assert averaging.judge(state, run, ckpt, KEEP_ANY, 1, loop._train_config) is None  # loop.average_top_k=1: off
+    off = dataclasses.replace(KEEP_ANY, average_top_k=1)  # loop.average_top_k=1: off
+    assert averaging.judge(state, run, ckpt, off, loop._train_config) is None
     state, ckpt = _state_with_incumbent(run, loop, 0)  # round 0 trained from scratch: no ancestor
-    assert averaging.judge(state, run, ckpt, KEEP_ANY, 3, loop._train_config) is None
+    assert averaging.judge(state, run, ckpt, KEEP_ANY, loop._train_config) is None
     assert not (run / "best" / "averaged").exists()
 
 
@@ -125,7 +127,7 @@ def test_an_averaging_that_fails_is_skipped_with_the_reason_and_the_run_keeps_it
         raise RuntimeError("out of memory while recomputing BatchNorm")
 
     monkeypatch.setattr(averaging, "average", broken)
-    judged = averaging.judge(state, run, ckpt, KEEP_ANY, 3, loop._train_config)
+    judged = averaging.judge(state, run, ckpt, KEEP_ANY, loop._train_config)
     assert judged["decision"] == "skipped" and "out of memory" in judged["reason"]
     assert "loop.average_top_k=0" in judged["reason"] and not (run / "best" / "averaged").exists()
     from improve.console import AVERAGED, ensemble_line
