@@ -1,14 +1,17 @@
-"""`loop.average_top_k`: at the end of a run, average the weights of the incumbent and its warm-start ancestors.
+"""`loop.average_top_k`: at the end of a run, a greedy soup of the weights in the incumbent's basin.
 
 Rounds that continue from the incumbent's weights (trainer.warm_start) form a lineage: each ends a cosine cycle
-that started from its parent's weights, so the members lie in one basin and their mean is a flatter solution that
+that started from its parent's weights, so they lie in one basin and their mean is a flatter solution that
 usually generalises better than any one of them (stochastic weight averaging over the rounds' cycles), at one
-model's inference cost. The members are the incumbent and its nearest ancestors with its image size and nearly its
-validation accuracy (within WITHIN): each round's rounds/NN/init.json names its parent and rounds/NN/init.ckpt holds
-the parent's weights. BatchNorm statistics are then recomputed on the training images
-(torch.optim.swa_utils.update_bn), and the averaged weights are kept only when they beat the incumbent on the
-validation images under the run's acceptance rule. Kept, they are the final model (best/best.ckpt;
-best/averaged/averaged.json names the rounds): the test split, predict, export and an ensemble use them.
+model's inference cost. The ingredients are the incumbent's nearest ancestors and the reverted rounds that
+continued from one of them (a further cycle with another tweak: their training is not wasted), all with the
+incumbent's image size and nearly its validation accuracy (within WITHIN); each round's rounds/NN/init.json names
+its parent and rounds/NN/init.ckpt holds the parent's weights. Starting from the incumbent, ingredients are added
+best first, each only if the average's validation accuracy does not drop (the greedy soup of Wortsman et al.,
+"Model soups", 2022), BatchNorm statistics recomputed on the training images each time
+(torch.optim.swa_utils.update_bn). The soup is kept only when it beats the incumbent on the validation images
+under the run's acceptance rule. Kept, it is the final model (best/best.ckpt; best/averaged/averaged.json names
+the rounds): the test split, predict, export and an ensemble use it.
 """
 import json
 import shutil
@@ -22,9 +25,11 @@ from omegaconf import OmegaConf
 from .ensemble import EnsembleRule, against_single
 from .inference import Predictor, as_tensor, predict_split, split_images
 from .journal import State
-from .warm_start import init_checkpoint
+from .warm_start import init_checkpoint, same_weights
 
 BN_BATCH = 128  # training images per forward pass while BatchNorm statistics are recomputed
+BN_IMAGES = 2048  # at most about this many training images (evenly spaced) recompute them: the statistics settle fast
+TRIALS = 2  # the soup tries at most this many ingredients per member it may hold (each try is a BatchNorm pass)
 WITHIN = 0.05  # an ancestor more than this below the incumbent's validation accuracy ends the lineage: averaging
 # with a much weaker, earlier model drags the average down (SWA averages converged snapshots only)
 
@@ -52,6 +57,38 @@ def lineage(state: State, run_dir: Path, incumbent_checkpoint: Path, k: int) -> 
     return members
 
 
+def ingredient(run_dir: Path, r: int) -> bool:
+    """Whether round r continued from another round's weights, so that a reverted r can still join a soup (the loop
+    keeps its checkpoint until the run ends)."""
+    return (Path(run_dir) / "rounds" / f"{r:02d}" / "init.json").is_file()
+
+
+def offspring(state: State, run_dir: Path, members: List[Tuple[int, Path]]) -> List[Tuple[int, Path]]:
+    """(round, weights) of the other finished rounds that continued from a member's weights with the incumbent's
+    model and image size, within WITHIN of its validation accuracy, best first."""
+    inc, rounds = state.incumbent, Path(run_dir) / "rounds"
+    parents, found = {r for r, _ in members}, []
+    for r, d in state.decisions.items():
+        pipeline = state.proposals.get(r, {}).get("pipeline")
+        checkpoint = rounds / f"{r:02d}" / "checkpoints" / "best.ckpt"
+        if (r in parents or pipeline is None or not checkpoint.is_file()
+                or init_checkpoint(run_dir, pipeline, rounds / f"{r:02d}") is None  # trained from scratch
+                or (d.get("val_acc") or 0.0) < inc["val_acc"] - WITHIN
+                or pipeline["augment"]["image_size"] != inc["pipeline"]["augment"]["image_size"]
+                or not same_weights(pipeline["model"], inc["pipeline"]["model"])):
+            continue
+        if json.loads((rounds / f"{r:02d}" / "init.json").read_text())["from_round"] in parents:
+            found.append((d["val_acc"], r, checkpoint))
+    return [(r, c) for _, r, c in sorted(found, key=lambda f: (-f[0], f[1]))]
+
+
+def release(state: State, run_dir: Path) -> None:
+    """Delete the checkpoints of reverted rounds that were kept only as soup ingredients."""
+    for r, d in state.decisions.items():
+        if d.get("decision") != "kept" and ingredient(run_dir, r):
+            (Path(run_dir) / "rounds" / f"{r:02d}" / "checkpoints" / "best.ckpt").unlink(missing_ok=True)
+
+
 def mean_state(checkpoints: List[Path]) -> Dict[str, torch.Tensor]:
     """The element-wise mean of the checkpoints' floating-point weights; integer buffers (BatchNorm's batch counts)
     come from the first."""
@@ -66,6 +103,7 @@ def mean_state(checkpoints: List[Path]) -> Dict[str, torch.Tensor]:
 
 def refresh_batchnorm(predictor: Predictor, images: np.ndarray) -> None:
     """Recompute the network's BatchNorm running statistics on `images` (uint8 N,H,W,C), as SWA does."""
+    images = images[::max(1, len(images) // BN_IMAGES)]
     batches = [as_tensor(images[i:i + BN_BATCH]) for i in range(0, len(images), BN_BATCH)]
     torch.optim.swa_utils.update_bn(batches, predictor.model)
     predictor.model.eval()
@@ -87,29 +125,54 @@ def average(members: List[Tuple[int, Path]], config, out: Path) -> Path:
     return path
 
 
+def soup(ingredients: List[Tuple[int, Path]], config, out: Path, start: Dict[str, Any], k: int,
+         min_delta: float) -> Tuple[List[Tuple[int, Path]], Optional[Path], Dict[str, Any]]:
+    """Greedy soup: from the incumbent (ingredients[0], validated as `start`), add each other ingredient in turn while
+    the average's validation accuracy stays within min_delta of the best so far, at most k members. Returns the
+    members, the soup's checkpoint (None: the incumbent alone) and its validation predictions."""
+    members, best, path = ingredients[:1], start, None
+    for candidate in ingredients[1:]:
+        if len(members) >= k:
+            break
+        trial = average([*members, candidate], config, out / "trial")
+        scored = predict_split(config, trial, "val")
+        if scored["acc"] - best["acc"] >= min_delta:
+            members, best, path = [*members, candidate], scored, out / "best.ckpt"
+            trial.replace(path)
+    shutil.rmtree(out / "trial", ignore_errors=True)
+    return members, path, best
+
+
 def judge(state: State, run_dir: Path, incumbent_checkpoint: Path, rule: EnsembleRule,
           train_config: Callable[[Dict[str, Dict], Path], Dict[str, Any]]) -> Optional[Dict[str, Any]]:
-    """Average the incumbent's lineage (rule.average_top_k rounds at most) and judge it; the journal fields (with
-    `checkpoint` when kept), or None when averaging is off or there is no lineage to average (a run without
+    """Make the incumbent's greedy soup (rule.average_top_k rounds at most) and judge it; the journal fields (with
+    `checkpoint` when kept), or None when averaging is off or there is nothing to average (a run without
     warm-started rounds)."""
     out = Path(run_dir) / "best" / "averaged"
     shutil.rmtree(out, ignore_errors=True)  # a resumed run judges again from scratch
     if rule.average_top_k < 2 or state.incumbent is None or state.folds >= 2:
         return None
     members = lineage(state, run_dir, incumbent_checkpoint, rule.average_top_k)
+    members += offspring(state, run_dir, members)
     if len(members) < 2:
         return None
+    ingredients = [members[0]] + sorted(members[1:], key=lambda m: -(state.decisions.get(m[0], {}).get("val_acc")
+                                                                      or 0.0))
+    ingredients = ingredients[:TRIALS * rule.average_top_k]  # bounded work: each try recomputes BatchNorm
+    tried = [r for r, _ in ingredients]
     config = OmegaConf.create(train_config(state.incumbent["pipeline"], Path(run_dir) / "best"))
+    single = predict_split(config, incumbent_checkpoint, "val")
     try:
-        path = average(members, config, out)
-        averaged = predict_split(config, path, "val")
+        members, path, averaged = soup(ingredients, config, out, single, rule.average_top_k, rule.min_delta)
     except (ValueError, RuntimeError, OSError) as err:  # the run's own result stands: say why and go on without
         shutil.rmtree(out, ignore_errors=True)
-        return {"decision": "skipped", "members": [r for r, _ in members],
+        return {"decision": "skipped", "members": tried,
                 "reason": f"{type(err).__name__}: {str(err)[:300]} (set loop.average_top_k=0 to skip averaging)"}
-    verdict, fields = against_single(averaged, predict_split(config, incumbent_checkpoint, "val"), rule)
-    judged = {"decision": verdict.decision, "members": [r for r, _ in members], **fields}
-    if verdict.decision == "kept":
+    verdict, fields = against_single(averaged, single, rule)
+    kept = verdict.decision == "kept" and path is not None  # no ingredient joined: the incumbent alone
+    judged = {"decision": "kept" if kept else "reverted", "members": [r for r, _ in members], "tried": tried,
+              **fields}
+    if kept:
         (out / "averaged.json").write_text(json.dumps(judged, indent=1))
         return {**judged, "checkpoint": str(path)}
     shutil.rmtree(out, ignore_errors=True)

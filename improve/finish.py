@@ -48,6 +48,8 @@ def finish(run_dir: Path, state: State, journal: Journal, incumbent: IncumbentDi
         if judged:
             journal.append("ensemble", **judged)
             result["ensemble"] = judged
+        if ensemble is None or ensemble.top_k < 2:  # the reverted rounds' weights served the soup only
+            averaging.release(state, run_dir)
         if judged and judged["decision"] == "kept":  # the ensemble is the final model: tested, exported, predicts
             result.setdefault("single_test_acc", round(test["acc"], 4))
             test = predict_split(OmegaConf.create(train_cfg), None, "test", Predictor.from_run(run_dir))

@@ -180,10 +180,11 @@ class LoopConfig:
     ensemble_top_k: int = _f(0, "at the end, average the predictions of the k best finished rounds (same image "
                                 "size); kept only if it beats the best round on validation under loop.accept, then "
                                 "tested, exported and used by predict; 0 or 1 = off", ge=0, le=10)
-    average_top_k: int = _f(3, "at the end, average the weights of the incumbent and its last warm-start ancestors "
-                               "(k rounds, same image size; SWA over the rounds' cycles, BatchNorm recomputed); kept "
-                               "only if it beats the incumbent on validation under loop.accept; 0 or 1 = off",
-                            ge=0, le=10)
+    average_top_k: int = _f(5, "at the end, a greedy soup of the incumbent's weights: its warm-start ancestors and "
+                               "the rounds (kept or reverted) that continued from them join the average best first, "
+                               "each only if validation accuracy does not drop (at most k rounds, same image size, "
+                               "BatchNorm recomputed); kept only if it beats the incumbent on validation under "
+                               "loop.accept; 0 or 1 = off", ge=0, le=10)
     noise_floor: bool = _f(False, "train round 0's pipeline once more with another seed and show how far chance alone "
                                   "moves validation accuracy (one extra training run)")
     strategy: str = _f("iterative", "iterative: one group a round; all_at_once: every group every round (no-IR ablation)",

@@ -39,6 +39,7 @@ def _state_with_incumbent(run, loop, r):
     d = state.decisions[r]
     for other in state.decisions.values():
         other["val_acc"] = d["val_acc"]
+        other["decision"] = "kept"  # so finish releases no round's weights that later tests average
     state.incumbent = {"round": r, "pipeline": state.proposals[r]["pipeline"], "val_acc": d["val_acc"],
                        "summary": d["summary"]}
     return state, run / "rounds" / f"{r:02d}" / "checkpoints" / "best.ckpt"
@@ -115,6 +116,8 @@ def test_nothing_is_averaged_when_off_or_without_a_warm_started_incumbent(chaine
     off = dataclasses.replace(KEEP_ANY, average_top_k=1)  # loop.average_top_k=1: off
     assert averaging.judge(state, run, ckpt, off, loop._train_config) is None
     state, ckpt = _state_with_incumbent(run, loop, 0)  # round 0 trained from scratch: no ancestor
+    for proposal in state.proposals.values():  # ... and no round continued from its weights
+        proposal["pipeline"]["trainer"]["warm_start"] = False
     assert averaging.judge(state, run, ckpt, KEEP_ANY, loop._train_config) is None
     assert not (run / "best" / "averaged").exists()
 
@@ -133,3 +136,37 @@ def test_an_averaging_that_fails_is_skipped_with_the_reason_and_the_run_keeps_it
     from improve.console import AVERAGED, ensemble_line
 
     assert ensemble_line(judged, None, AVERAGED).startswith("averaged weights skipped: RuntimeError")
+
+
+def test_rounds_that_continued_from_the_incumbent_join_its_soup(chained_run):
+    run, loop, _, _ = chained_run
+    state, ckpt = _state_with_incumbent(run, loop, 0)  # round 0 has no ancestor, but rounds continued from it
+    children = [r for r in (1, 2) if json.loads((run / "rounds" / f"{r:02d}" / "init.json").read_text())
+                ["from_round"] == 0]
+    judged = averaging.judge(state, run, ckpt, KEEP_ANY, loop._train_config)
+    assert children and judged["tried"][0] == 0 and set(children) <= set(judged["tried"])
+    assert judged["decision"] == "kept" and judged["members"] == judged["tried"]
+
+
+def test_an_ingredient_that_lowers_validation_accuracy_stays_out_of_the_soup(chained_run):
+    run, loop, _, _ = chained_run
+    state, ckpt = _state_with_incumbent(run, loop, 2)
+    strict = dataclasses.replace(KEEP_ANY, min_delta=1.0)  # no average can gain a whole 1.0 of accuracy
+    judged = averaging.judge(state, run, ckpt, strict, loop._train_config)
+    assert judged["decision"] == "reverted" and judged["members"] == [2] and len(judged["tried"]) >= 2
+    assert not (run / "best" / "averaged").exists()
+    from improve.console import AVERAGED, ensemble_line
+
+    assert "averaged weights of rounds 2 (tried 2, " in ensemble_line(judged, None, AVERAGED)
+
+
+def test_reverted_warm_started_rounds_keep_their_weights_for_the_soup_until_the_run_ends(tmp_path):
+    overrides = [*LOOP_FAST, "loop.rounds=2", "trainer.warm_start=true", "loop.ensemble_top_k=0",
+                 "loop.min_delta=1.0"]  # every change after round 0 is reverted
+    cfg = compose("config", overrides, tmp_path / "run", tmp_path / "cache")
+    loop = Refinement(cfg, tmp_path / "run", overrides[-3:], console=Console(file=io.StringIO(), width=250))
+    result = loop.run()
+    assert [d["decision"] for d in State.of(loop.journal).decisions.values()] == ["kept", "reverted", "reverted"]
+    assert result["average"]["tried"][0] == 0 and sorted(result["average"]["tried"]) == [0, 1, 2]  # both offered
+    assert not list((tmp_path / "run" / "rounds").glob("0[12]/checkpoints/best.ckpt"))  # and released after
+    assert (tmp_path / "run" / "rounds" / "00" / "checkpoints" / "best.ckpt").is_file()
