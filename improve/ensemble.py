@@ -31,7 +31,7 @@ class EnsembleRule:
     rule: str = "greedy"
     alpha: float = 0.05
     min_delta: float = 0.0
-    average_top_k: int = 0  # loop.average_top_k: rounds of the incumbent's warm-start lineage averaged first
+    average_top_k: int = 0  # loop.average_top_k: at most this many rounds in the weight soup made first
 
 
 @dataclass
