@@ -25,7 +25,7 @@ from omegaconf import OmegaConf
 from .ensemble import EnsembleRule, against_single
 from .inference import Predictor, as_tensor, predict_split, split_images
 from .journal import State
-from .warm_start import init_checkpoint, same_weights
+from .warm_start import init_checkpoint, parent_round
 
 BN_BATCH = 128  # training images per forward pass while BatchNorm statistics are recomputed
 BN_IMAGES = 2048  # at most about this many training images (evenly spaced) recompute them: the statistics settle fast
@@ -46,7 +46,7 @@ def lineage(state: State, run_dir: Path, incumbent_checkpoint: Path, k: int) -> 
         pipeline = state.proposals.get(r, {}).get("pipeline")
         if pipeline is None or init_checkpoint(run_dir, pipeline, rounds / f"{r:02d}") is None:
             break  # round r trained from scratch (or another candidate of its round warm-started)
-        parent = json.loads((rounds / f"{r:02d}" / "init.json").read_text())["from_round"]
+        parent = parent_round(run_dir, r)
         pipeline = state.proposals.get(parent, {}).get("pipeline")
         if pipeline is None or pipeline["augment"]["image_size"] != size or parent in [m for m, _ in members]:
             break
@@ -57,15 +57,9 @@ def lineage(state: State, run_dir: Path, incumbent_checkpoint: Path, k: int) -> 
     return members
 
 
-def ingredient(run_dir: Path, r: int) -> bool:
-    """Whether round r continued from another round's weights, so that a reverted r can still join a soup (the loop
-    keeps its checkpoint until the run ends)."""
-    return (Path(run_dir) / "rounds" / f"{r:02d}" / "init.json").is_file()
-
-
 def offspring(state: State, run_dir: Path, members: List[Tuple[int, Path]]) -> List[Tuple[int, Path]]:
-    """(round, weights) of the other finished rounds that continued from a member's weights with the incumbent's
-    model and image size, within WITHIN of its validation accuracy, best first."""
+    """(round, weights) of the other finished rounds that continued from a member's weights (so with the incumbent's
+    model, up to dropout) at the incumbent's image size, within WITHIN of its validation accuracy."""
     inc, rounds = state.incumbent, Path(run_dir) / "rounds"
     parents, found = {r for r, _ in members}, []
     for r, d in state.decisions.items():
@@ -74,18 +68,17 @@ def offspring(state: State, run_dir: Path, members: List[Tuple[int, Path]]) -> L
         if (r in parents or pipeline is None or not checkpoint.is_file()
                 or init_checkpoint(run_dir, pipeline, rounds / f"{r:02d}") is None  # trained from scratch
                 or (d.get("val_acc") or 0.0) < inc["val_acc"] - WITHIN
-                or pipeline["augment"]["image_size"] != inc["pipeline"]["augment"]["image_size"]
-                or not same_weights(pipeline["model"], inc["pipeline"]["model"])):
+                or pipeline["augment"]["image_size"] != inc["pipeline"]["augment"]["image_size"]):
             continue
-        if json.loads((rounds / f"{r:02d}" / "init.json").read_text())["from_round"] in parents:
-            found.append((d["val_acc"], r, checkpoint))
-    return [(r, c) for _, r, c in sorted(found, key=lambda f: (-f[0], f[1]))]
+        if parent_round(run_dir, r) in parents:
+            found.append((r, checkpoint))
+    return found
 
 
 def release(state: State, run_dir: Path) -> None:
     """Delete the checkpoints of reverted rounds that were kept only as soup ingredients."""
     for r, d in state.decisions.items():
-        if d.get("decision") != "kept" and ingredient(run_dir, r):
+        if d.get("decision") != "kept" and parent_round(run_dir, r) is not None:
             (Path(run_dir) / "rounds" / f"{r:02d}" / "checkpoints" / "best.ckpt").unlink(missing_ok=True)
 
 
@@ -109,8 +102,9 @@ def refresh_batchnorm(predictor: Predictor, images: np.ndarray) -> None:
     predictor.model.eval()
 
 
-def average(members: List[Tuple[int, Path]], config, out: Path) -> Path:
-    """Write the members' averaged weights, BatchNorm refreshed, as a checkpoint of the incumbent's model."""
+def average(members: List[Tuple[int, Path]], config, out: Path, train_images: np.ndarray) -> Path:
+    """Write the members' averaged weights, BatchNorm refreshed on `train_images`, as a checkpoint of the incumbent's
+    model."""
     checkpoint = torch.load(members[0][1], map_location="cpu", weights_only=True)
     checkpoint = {k: v for k, v in checkpoint.items() if k not in ("optimizer_states", "lr_schedulers", "callbacks",
                                                                    "loops")}
@@ -119,7 +113,7 @@ def average(members: List[Tuple[int, Path]], config, out: Path) -> Path:
     path = out / "best.ckpt"
     torch.save(checkpoint, path)
     predictor = Predictor(config, path)
-    refresh_batchnorm(predictor, split_images(config, "train")[0])
+    refresh_batchnorm(predictor, train_images)
     checkpoint["state_dict"] = predictor.classifier.state_dict()
     torch.save(checkpoint, path)
     return path
@@ -131,10 +125,11 @@ def soup(ingredients: List[Tuple[int, Path]], config, out: Path, start: Dict[str
     the average's validation accuracy stays within min_delta of the best so far, at most k members. Returns the
     members, the soup's checkpoint (None: the incumbent alone) and its validation predictions."""
     members, best, path = ingredients[:1], start, None
+    train_images = split_images(config, "train")[0]  # every try recomputes BatchNorm on the same images
     for candidate in ingredients[1:]:
         if len(members) >= k:
             break
-        trial = average([*members, candidate], config, out / "trial")
+        trial = average([*members, candidate], config, out / "trial", train_images)
         scored = predict_split(config, trial, "val")
         if scored["acc"] - best["acc"] >= min_delta:
             members, best, path = [*members, candidate], scored, out / "best.ckpt"

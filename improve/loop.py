@@ -31,8 +31,7 @@ from .folds import scored_run
 from .console import LoopConsole, change_text
 from .ensemble import EnsembleRule
 from .finish import finish
-from .warm_start import INIT_FILES, init_checkpoint, prepare
-from .averaging import ingredient
+from .warm_start import INIT_FILES, init_checkpoint, parent_round, prepare
 from .history import curve_summary
 from .incumbent import IncumbentDir, atomic_text
 from .journal import Journal, State, llm_usage
@@ -218,8 +217,8 @@ class Refinement:
         seconds = round(time.perf_counter() - start, 1)  # confirmation runs included: they count against the budget
         if verdict.decision == "kept":
             self.incumbent.promote(r, candidate.pipeline, val)
-        elif loop.ensemble_top_k < 2 and not (loop.average_top_k >= 2 and ingredient(self.run_dir, r)):
-            # its checkpoint is no one's starting point, ensemble member nor soup ingredient
+        elif loop.ensemble_top_k < 2 and (loop.average_top_k < 2 or parent_round(self.run_dir, r) is None):
+            # its checkpoint is no one's starting point, ensemble member nor soup ingredient (a warm-started round)
             (self.run_dir / "rounds" / f"{r:02d}" / "checkpoints" / "best.ckpt").unlink(missing_ok=True)
         reason = None if val is not None else (metrics.get("error") or "no metrics.json written")
         llm = self._llm_usage(r)

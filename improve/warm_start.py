@@ -61,6 +61,12 @@ def prepare(run_dir: Path, r: int, pipelines: List[Dict[str, Dict]], incumbent: 
     return None
 
 
+def parent_round(run_dir: Path, r: int) -> Optional[int]:
+    """The round whose weights were copied for round r to start from (rounds/NN/init.json), or None."""
+    info = Path(run_dir) / "rounds" / f"{r:02d}" / "init.json"
+    return json.loads(info.read_text())["from_round"] if info.is_file() else None
+
+
 def init_checkpoint(run_dir: Path, pipeline: Dict[str, Dict], output_dir: Path) -> Optional[str]:
     """The weights a run of `pipeline` in `output_dir` starts from, or None (random initialisation)."""
     rd = _round_dir(run_dir, output_dir)

@@ -11,7 +11,7 @@ from rich.console import Console
 from improve import averaging
 from improve.ensemble import EnsembleRule
 from improve.finish import finish
-from improve.inference import Predictor, predict_split
+from improve.inference import Predictor, predict_split, split_images
 from improve.journal import Journal, State
 from improve.loop import Refinement
 
@@ -70,7 +70,8 @@ def test_weights_are_averaged_and_batchnorm_statistics_recomputed(chained_run, t
     config = loop._train_config(state.incumbent["pipeline"], run / "best")
     from omegaconf import OmegaConf
 
-    path = averaging.average(members, OmegaConf.create(config), tmp_path / "avg")
+    config = OmegaConf.create(config)
+    path = averaging.average(members, config, tmp_path / "avg", split_images(config, "train")[0])
     states = [torch.load(c, map_location="cpu", weights_only=True)["state_dict"] for _, c in members]
     averaged = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
     conv = next(k for k, v in averaged.items() if k.endswith("weight") and v.dim() == 4)
