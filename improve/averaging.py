@@ -25,6 +25,7 @@ from omegaconf import OmegaConf
 from .ensemble import EnsembleRule, against_single
 from .inference import Predictor, as_tensor, predict_split, split_images
 from .journal import State
+from .paths import round_checkpoint, round_dir
 from .warm_start import init_checkpoint, parent_round
 
 BN_BATCH = 128  # training images per forward pass while BatchNorm statistics are recomputed
@@ -38,13 +39,12 @@ def lineage(state: State, run_dir: Path, incumbent_checkpoint: Path, k: int) -> 
     """(round, weights) of the incumbent and its nearest warm-start ancestors of the same image size and within
     WITHIN of its validation accuracy, at most k."""
     inc = state.incumbent
-    rounds = Path(run_dir) / "rounds"
     size = inc["pipeline"]["augment"]["image_size"]
     members = [(inc["round"], Path(incumbent_checkpoint))]
     r = inc["round"]
     while len(members) < k:
         pipeline = state.proposals.get(r, {}).get("pipeline")
-        if pipeline is None or init_checkpoint(run_dir, pipeline, rounds / f"{r:02d}") is None:
+        if pipeline is None or init_checkpoint(run_dir, pipeline, round_dir(run_dir, r)) is None:
             break  # round r trained from scratch (or another candidate of its round warm-started)
         parent = parent_round(run_dir, r)
         pipeline = state.proposals.get(parent, {}).get("pipeline")
@@ -52,7 +52,7 @@ def lineage(state: State, run_dir: Path, incumbent_checkpoint: Path, k: int) -> 
             break
         if (state.decisions.get(parent, {}).get("val_acc") or 0.0) < inc["val_acc"] - WITHIN:
             break
-        members.append((parent, rounds / f"{r:02d}" / "init.ckpt"))  # the parent's weights, as this round began
+        members.append((parent, round_dir(run_dir, r) / "init.ckpt"))  # the parent's weights, as this round began
         r = parent
     return members
 
@@ -60,13 +60,13 @@ def lineage(state: State, run_dir: Path, incumbent_checkpoint: Path, k: int) -> 
 def offspring(state: State, run_dir: Path, members: List[Tuple[int, Path]]) -> List[Tuple[int, Path]]:
     """(round, weights) of the other finished rounds that continued from a member's weights (so with the incumbent's
     model, up to dropout) at the incumbent's image size, within WITHIN of its validation accuracy."""
-    inc, rounds = state.incumbent, Path(run_dir) / "rounds"
+    inc = state.incumbent
     parents, found = {r for r, _ in members}, []
     for r, d in state.decisions.items():
         pipeline = state.proposals.get(r, {}).get("pipeline")
-        checkpoint = rounds / f"{r:02d}" / "checkpoints" / "best.ckpt"
+        checkpoint = round_checkpoint(run_dir, r)
         if (r in parents or pipeline is None or not checkpoint.is_file()
-                or init_checkpoint(run_dir, pipeline, rounds / f"{r:02d}") is None  # trained from scratch
+                or init_checkpoint(run_dir, pipeline, round_dir(run_dir, r)) is None  # trained from scratch
                 or (d.get("val_acc") or 0.0) < inc["val_acc"] - WITHIN
                 or pipeline["augment"]["image_size"] != inc["pipeline"]["augment"]["image_size"]):
             continue
@@ -79,7 +79,7 @@ def release(state: State, run_dir: Path) -> None:
     """Delete the checkpoints of reverted rounds that were kept only as soup ingredients."""
     for r, d in state.decisions.items():
         if d.get("decision") != "kept" and parent_round(run_dir, r) is not None:
-            (Path(run_dir) / "rounds" / f"{r:02d}" / "checkpoints" / "best.ckpt").unlink(missing_ok=True)
+            round_checkpoint(run_dir, r).unlink(missing_ok=True)
 
 
 def mean_state(checkpoints: List[Path]) -> Dict[str, torch.Tensor]:

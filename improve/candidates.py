@@ -17,6 +17,7 @@ from .candidate import Candidate
 from .console import LoopConsole
 from .executors import Job, run_local, run_ray
 from .journal import Journal, State
+from .paths import round_dir
 
 
 @dataclass
@@ -55,7 +56,7 @@ def train_candidates(run_dir: Path, journal: Journal, console: LoopConsole, stat
     for i, c in enumerate(candidates):
         if i not in state.candidates.get(r, {}):
             journal.append("candidate_proposal", round=r, candidate=i, of=k, **c.proposal(c.changes(inc)))
-    rd = run_dir / "rounds" / f"{r:02d}"
+    rd = round_dir(run_dir, r)
     results = {i: json.loads((rd / f"cand{i}" / "metrics.json").read_text())
                for i in state.candidate_results.get(r, {}) if (rd / f"cand{i}" / "metrics.json").is_file()}
     todo = [i for i in range(k) if i not in results]

@@ -19,6 +19,7 @@ from .acceptance import paired_evidence
 from .incumbent import atomic_copy
 from .inference import EnsemblePredictor, Predictor, predict_split
 from .journal import State
+from .paths import round_checkpoint, round_dir
 from .rules import Verdict, decide
 
 
@@ -56,10 +57,10 @@ def pick_members(state: State, run_dir: Path, incumbent_checkpoint: Path, k: int
         if len(members) >= k:
             break
         r = d["round"]
-        checkpoint = run_dir / "rounds" / f"{r:02d}" / "checkpoints" / "best.ckpt"
+        checkpoint = round_checkpoint(run_dir, r)
         pipeline = state.proposals.get(r, {}).get("pipeline")
         if pipeline and checkpoint.is_file() and pipeline["augment"]["image_size"] == size:
-            members.append(Member(r, train_config(pipeline, run_dir / "rounds" / f"{r:02d}"), checkpoint,
+            members.append(Member(r, train_config(pipeline, round_dir(run_dir, r)), checkpoint,
                                   d["val_acc"]))
     return members
 

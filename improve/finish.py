@@ -11,6 +11,7 @@ from .export import export
 from .incumbent import IncumbentDir, atomic_copy
 from .inference import Predictor, predict_split
 from .journal import Journal, State
+from .paths import round_checkpoint
 from .record import write_json
 
 
@@ -54,7 +55,7 @@ def finish(run_dir: Path, state: State, journal: Journal, incumbent: IncumbentDi
             result.setdefault("single_test_acc", round(test["acc"], 4))
             test = predict_split(OmegaConf.create(train_cfg), None, "test", Predictor.from_run(run_dir))
         write_json(run_dir / "test_predictions.json", test)
-        first_ckpt = run_dir / "rounds" / "00" / "checkpoints" / "best.ckpt"
+        first_ckpt = round_checkpoint(run_dir, 0)
         if inc["round"] != 0 and 0 in state.proposals and first_ckpt.is_file():
             # reported, never used for selection: how much the refinement gained over the first pipeline
             first_cfg = OmegaConf.create(train_config(state.proposals[0]["pipeline"], best))

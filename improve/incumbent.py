@@ -22,6 +22,7 @@ from .candidate import Candidate
 from .edits import EditRejected, check_group, load_plain_yaml
 from .preflight import preflight
 from .journal import State
+from .paths import CHECKPOINT
 from .record import write_json
 from .schema import EDITABLE_GROUPS
 
@@ -73,7 +74,7 @@ class IncumbentDir:
     def promote(self, r: int, pipeline: Dict[str, Dict], val: float) -> None:
         """Make round r's pipeline and checkpoint the incumbent: each file atomically, state.json last."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        ckpt = self.rounds_dir / f"{r:02d}" / "checkpoints" / "best.ckpt"
+        ckpt = self.rounds_dir / f"{r:02d}" / CHECKPOINT
         if ckpt.is_file():
             atomic_copy(ckpt, self.checkpoint)
         header = (f"# The incumbent pipeline (round {r}, val acc {val:.4f}). Edit it between rounds: the loop\n"

@@ -15,6 +15,7 @@ from PIL import Image
 from .augment import flips_are_safe, tta_probs
 from .cache import fit_square
 from .module import Classifier
+from .paths import CHECKPOINT, project_path
 
 
 def as_tensor(batch: np.ndarray) -> torch.Tensor:
@@ -72,8 +73,8 @@ class Predictor:
                                           ensemble / f"{r:02d}" / "best.ckpt") for r in rounds])
         if (run_dir / "best" / "best.ckpt").is_file():
             return cls(OmegaConf.load(run_dir / "best" / "config.yaml"), run_dir / "best" / "best.ckpt")
-        if (run_dir / "checkpoints" / "best.ckpt").is_file():
-            return cls(OmegaConf.load(run_dir / ".hydra" / "config.yaml"), run_dir / "checkpoints" / "best.ckpt")
+        if (run_dir / CHECKPOINT).is_file():
+            return cls(OmegaConf.load(run_dir / ".hydra" / "config.yaml"), run_dir / CHECKPOINT)
         raise FileNotFoundError(f"run={run_dir}: no best/best.ckpt (refinement run) or checkpoints/best.ckpt "
                                 f"(training run) there; give the directory a run wrote")
 
@@ -134,7 +135,6 @@ def split_images(config: DictConfig, split: str) -> Tuple[np.ndarray, np.ndarray
     """The cached images (uint8 N,H,W,C) and labels of the run's `split` (train, val or test) at the pipeline's
     image size, in a fixed order, with their indices in the cache."""
     from .data import ImageDataModule
-    from .paths import project_path
 
     dm = ImageDataModule(config.dataset, config.augment.image_size, project_path(config.paths.cache_dir),
                          project_path(config.dataset.path), batch_size=128)

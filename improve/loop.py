@@ -43,7 +43,7 @@ from .run_config import SETTINGS
 from .rounds import train_config, warm_up
 from .rules import decide, stop_reason
 from .schema import EDITABLE_GROUPS
-from .paths import project_path
+from .paths import project_path, round_checkpoint, round_dir
 
 HISTORY_ROUNDS = 12  # rounds the agents see in full; older ones are only counted
 
@@ -219,7 +219,7 @@ class Refinement:
             self.incumbent.promote(r, candidate.pipeline, val)
         elif loop.ensemble_top_k < 2 and (loop.average_top_k < 2 or parent_round(self.run_dir, r) is None):
             # its checkpoint is no one's starting point, ensemble member nor soup ingredient (a warm-started round)
-            (self.run_dir / "rounds" / f"{r:02d}" / "checkpoints" / "best.ckpt").unlink(missing_ok=True)
+            round_checkpoint(self.run_dir, r).unlink(missing_ok=True)
         reason = None if val is not None else (metrics.get("error") or "no metrics.json written")
         llm = self._llm_usage(r)
         evidence = verdict.evidence.journal() if verdict.evidence else {}
@@ -236,7 +236,7 @@ class Refinement:
     def _trained(self, state: State, r: int) -> Optional[Dict[str, Any]]:
         """The finished metrics of round r's chosen candidate (picked among several, then interrupted before the
         decision): it is judged without training again. None: train it."""
-        metrics = self.run_dir / "rounds" / f"{r:02d}" / "metrics.json"
+        metrics = round_dir(self.run_dir, r) / "metrics.json"
         if state.proposals[r].get("of_candidates") and metrics.is_file():
             return json.loads(metrics.read_text())
         return None
@@ -271,7 +271,7 @@ class Refinement:
         return self._run({**self._train_config(pipeline, rd), "seed": seed}, rd)
 
     def _train(self, r: int, pipeline: Dict[str, Dict]) -> Dict[str, Any]:
-        rd = self.run_dir / "rounds" / f"{r:02d}"
+        rd = round_dir(self.run_dir, r)
         return self._run(self._train_config(pipeline, rd), rd, live=self.cfg.hardware.progress_bar and
                          sys.stdout.isatty(), keep={"llm", *INIT_FILES})
 

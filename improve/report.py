@@ -6,6 +6,7 @@ from typing import Any
 
 from .console import AVERAGED, ensemble_line
 from .console import short as _short
+from .paths import round_dir
 
 
 def _cell(value: Any) -> str:
@@ -97,7 +98,7 @@ def _pictures(run_dir: Path, state) -> list:
         lines += ["", "## Validation accuracy per round", "", "![validation accuracy per round](rounds.png)"]
     if state.incumbent:
         r = state.incumbent["round"]
-        metrics_file = run_dir / "rounds" / f"{r:02d}" / "metrics.json"
+        metrics_file = round_dir(run_dir, r) / "metrics.json"
         if metrics_file.is_file() and plots.curves_plot(json.loads(metrics_file.read_text()),
                                                         f"round {r} (best)", run_dir / "curves.png"):
             lines += ["", f"## Learning curves of the best round ({r})", "", "![learning curves](curves.png)"]

@@ -33,6 +33,7 @@ from .agents.moves import COARSE_DROPOUT, COLOR_JITTER, SCRATCH_LADDER, flips_al
 from .inference import predict_split
 from .journal import Journal, State
 from .loop import Refinement
+from .paths import CHECKPOINT, round_dir
 from .rounds import train_config, train_in_process
 from .train import compose_config
 
@@ -104,9 +105,9 @@ def _incumbents(out: Path, state: State) -> List[List[float]]:
     for r in sorted(state.decisions):
         d = state.decisions[r]
         spent += d["seconds"] if d["decision"] not in ("invalid", "skipped") else 0.0
-        rd = out / "rounds" / f"{r:02d}"
-        if d["decision"] == "kept" and (rd / "checkpoints" / "best.ckpt").is_file():
-            test = predict_split(OmegaConf.load(rd / "config.yaml"), rd / "checkpoints" / "best.ckpt")["acc"]
+        rd = round_dir(out, r)
+        if d["decision"] == "kept" and (rd / CHECKPOINT).is_file():
+            test = predict_split(OmegaConf.load(rd / "config.yaml"), rd / CHECKPOINT)["acc"]
             chain.append([round(spent, 1), test])
     return chain
 
@@ -138,7 +139,7 @@ def run_search(cfg, out: Path, strategy: str, runs: int, base: Dict[str, Dict], 
             if best is not None:
                 shutil.rmtree(best[2] / "checkpoints", ignore_errors=True)
             best = (val, config, rd)
-            test = predict_split(OmegaConf.create(config), rd / "checkpoints" / "best.ckpt")["acc"]
+            test = predict_split(OmegaConf.create(config), rd / CHECKPOINT)["acc"]
             incumbents.append([round(seconds, 1), test])
         else:
             shutil.rmtree(rd / "checkpoints", ignore_errors=True)

@@ -35,7 +35,7 @@ from .record import EpochHistory, RunRecord, write_json
 from .schema import EDITABLE_GROUPS, register_configs
 from .schema_meta import check_ranges
 from .warm_start import load_weights
-from .paths import CONFIG_DIR, project_path
+from .paths import CHECKPOINT, CONFIG_DIR, project_path
 
 log = logging.getLogger("improve.train")
 def compose_config(name: str, overrides: List[str], output_dir: Optional[Path] = None,
@@ -71,7 +71,7 @@ def _trainer(cfg: DictConfig, out: Path, record: RunRecord) -> L.Trainer:
     precision = resolve(hw).precision
     callbacks = [
         EpochHistory(record),
-        ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val/acc", mode="max",
+        ModelCheckpoint(dirpath=out / CHECKPOINT.parent, filename=CHECKPOINT.stem, monitor="val/acc", mode="max",
                         save_last=cfg.save_last, auto_insert_metric_name=False, enable_version_counter=False),
     ]
     if t.early_stopping:

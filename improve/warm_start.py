@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from .incumbent import atomic_copy
+from .paths import round_dir
 
 INIT_FILES = ("init.ckpt", "init.json")  # in rounds/NN: the weights a warm-started round starts from, and their model
 NO_WEIGHTS = ("drop_rate", "drop_path_rate")  # model keys that regularise without changing the weights' shapes
@@ -49,7 +50,7 @@ def prepare(run_dir: Path, r: int, pipelines: List[Dict[str, Dict]], incumbent: 
     if folds >= 2:
         return "trainer.warm_start is ignored under loop.folds (each fold would need its own incumbent)"
     fits = [p for p in wanted if same_weights(p["model"], incumbent["pipeline"]["model"])]
-    rd = Path(run_dir) / "rounds" / f"{r:02d}"
+    rd = round_dir(run_dir, r)
     if fits and not (rd / "init.ckpt").is_file():
         rd.mkdir(parents=True, exist_ok=True)
         atomic_copy(incumbent_checkpoint, rd / "init.ckpt")
@@ -63,7 +64,7 @@ def prepare(run_dir: Path, r: int, pipelines: List[Dict[str, Dict]], incumbent: 
 
 def parent_round(run_dir: Path, r: int) -> Optional[int]:
     """The round whose weights were copied for round r to start from (rounds/NN/init.json), or None."""
-    info = Path(run_dir) / "rounds" / f"{r:02d}" / "init.json"
+    info = round_dir(run_dir, r) / "init.json"
     return json.loads(info.read_text())["from_round"] if info.is_file() else None
 
 
