@@ -15,6 +15,7 @@ the rounds): the test split, predict, export and an ensemble use it.
 """
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -30,6 +31,7 @@ from .warm_start import init_checkpoint, parent_round
 
 BN_BATCH = 128  # training images per forward pass while BatchNorm statistics are recomputed
 BN_IMAGES = 2048  # at most about this many training images (evenly spaced) recompute them: the statistics settle fast
+FAILURES = (ValueError, RuntimeError, OSError)  # what a soup's try may raise (a bad file, out of memory)
 TRIALS = 2  # the soup tries at most this many ingredients per member it may hold (each try is a BatchNorm pass)
 WITHIN = 0.05  # an ancestor more than this below the incumbent's validation accuracy ends the lineage: averaging
 # with a much weaker, earlier model drags the average down (SWA averages converged snapshots only)
@@ -119,23 +121,45 @@ def average(members: List[Tuple[int, Path]], config, out: Path, train_images: np
     return path
 
 
+@dataclass
+class Soup:
+    """What a greedy soup made: its members (the incumbent first), its checkpoint (None: the incumbent alone), the
+    validation predictions it scored, and why it stopped early (None: it tried every ingredient it could)."""
+
+    members: List[Tuple[int, Path]]
+    checkpoint: Optional[Path]
+    scored: Dict[str, Any]
+    stopped: Optional[str] = None
+
+
 def soup(ingredients: List[Tuple[int, Path]], config, out: Path, start: Dict[str, Any], k: int,
-         min_delta: float) -> Tuple[List[Tuple[int, Path]], Optional[Path], Dict[str, Any]]:
+         min_delta: float) -> Soup:
     """Greedy soup: from the incumbent (ingredients[0], validated as `start`), add each other ingredient in turn while
-    the average's validation accuracy stays within min_delta of the best so far, at most k members. Returns the
-    members, the soup's checkpoint (None: the incumbent alone) and its validation predictions."""
-    members, best, path = ingredients[:1], start, None
+    the average's validation accuracy stays within min_delta of the best so far, at most k members. A try that fails
+    (out of memory, a bad file) ends the soup with what joined before it; a failure before anything joined is
+    raised."""
+    made = Soup(ingredients[:1], None, start)
     train_images = split_images(config, "train")[0]  # every try recomputes BatchNorm on the same images
     for candidate in ingredients[1:]:
-        if len(members) >= k:
+        if len(made.members) >= k:
             break
-        trial = average([*members, candidate], config, out / "trial", train_images)
-        scored = predict_split(config, trial, "val")
-        if scored["acc"] - best["acc"] >= min_delta:
-            members, best, path = [*members, candidate], scored, out / "best.ckpt"
-            trial.replace(path)
+        try:
+            trial = average([*made.members, candidate], config, out / "trial", train_images)
+            scored = predict_split(config, trial, "val")
+        except FAILURES as err:
+            if made.checkpoint is None:
+                raise
+            made.stopped = f"round {candidate[0]} could not be tried ({_failure(err)}); the soup so far stands"
+            break
+        if scored["acc"] - made.scored["acc"] >= min_delta:
+            made = Soup([*made.members, candidate], out / "best.ckpt", scored)
+            trial.replace(made.checkpoint)
     shutil.rmtree(out / "trial", ignore_errors=True)
-    return members, path, best
+    return made
+
+
+def _failure(err: BaseException) -> str:
+    return f"{type(err).__name__}: {str(err)[:300]}"
 
 
 def judge(state: State, run_dir: Path, incumbent_checkpoint: Path, rule: EnsembleRule,
@@ -158,17 +182,17 @@ def judge(state: State, run_dir: Path, incumbent_checkpoint: Path, rule: Ensembl
     config = OmegaConf.create(train_config(state.incumbent["pipeline"], Path(run_dir) / "best"))
     single = predict_split(config, incumbent_checkpoint, "val")
     try:
-        members, path, averaged = soup(ingredients, config, out, single, rule.average_top_k, rule.min_delta)
-    except (ValueError, RuntimeError, OSError) as err:  # the run's own result stands: say why and go on without
+        made = soup(ingredients, config, out, single, rule.average_top_k, rule.min_delta)
+    except FAILURES as err:  # the run's own result stands: say why and go on without
         shutil.rmtree(out, ignore_errors=True)
         return {"decision": "skipped", "members": tried,
-                "reason": f"{type(err).__name__}: {str(err)[:300]} (set loop.average_top_k=0 to skip averaging)"}
-    verdict, fields = against_single(averaged, single, rule)
-    kept = verdict.decision == "kept" and path is not None  # no ingredient joined: the incumbent alone
-    judged = {"decision": "kept" if kept else "reverted", "members": [r for r, _ in members], "tried": tried,
-              **fields}
+                "reason": f"{_failure(err)} (set loop.average_top_k=0 to skip averaging)"}
+    verdict, fields = against_single(made.scored, single, rule)
+    kept = verdict.decision == "kept" and made.checkpoint is not None  # no ingredient joined: the incumbent alone
+    judged = {"decision": "kept" if kept else "reverted", "members": [r for r, _ in made.members], "tried": tried,
+              **fields, **({"stopped": made.stopped} if made.stopped else {})}
     if kept:
         (out / "averaged.json").write_text(json.dumps(judged, indent=1))
-        return {**judged, "checkpoint": str(path)}
+        return {**judged, "checkpoint": str(made.checkpoint)}
     shutil.rmtree(out, ignore_errors=True)
     return judged

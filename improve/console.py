@@ -60,6 +60,8 @@ def ensemble_line(e: Dict[str, Any], single_test_acc: Optional[float] = None, wh
     rounds = ", ".join(map(str, e["members"]))
     if len(e.get("tried", e["members"])) > len(e["members"]):  # a greedy soup left some ingredients out
         rounds += f" (tried {', '.join(map(str, e['tried']))})"
+    if e.get("stopped"):  # a try failed part-way: the soup made before it was judged
+        rounds += f"; stopped early: {e['stopped']}"
     low, high = e["delta_interval"]
     text = (f"{what} of rounds {rounds}: val {e['val_acc']:.4f} vs {e['single_val_acc']:.4f} alone "
             f"(Δ {e['delta']:+.4f} [{low:+.4f}, {high:+.4f}], p {e['p_value']:.2f}, {e['rule']})")

@@ -171,3 +171,24 @@ def test_reverted_warm_started_rounds_keep_their_weights_for_the_soup_until_the_
     assert result["average"]["tried"][0] == 0 and sorted(result["average"]["tried"]) == [0, 1, 2]  # both offered
     assert not list((tmp_path / "run" / "rounds").glob("0[12]/checkpoints/best.ckpt"))  # and released after
     assert (tmp_path / "run" / "rounds" / "00" / "checkpoints" / "best.ckpt").is_file()
+
+
+def test_a_soup_that_fails_part_way_keeps_what_joined_before_and_says_where_it_stopped(chained_run, monkeypatch):
+    run, loop, _, _ = chained_run
+    state, ckpt = _state_with_incumbent(run, loop, 2)  # round 2 and its ancestors back to round 0: two tries
+    real, calls = averaging.average, []
+
+    def fails_on_the_second_try(*args, **kwargs):
+        calls.append(args[0])
+        if len(calls) == 2:
+            raise RuntimeError("out of memory while recomputing BatchNorm")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(averaging, "average", fails_on_the_second_try)
+    judged = averaging.judge(state, run, ckpt, KEEP_ANY, loop._train_config)
+    assert len(calls) == 2 and judged["decision"] == "kept" and len(judged["members"]) == 2
+    assert "out of memory" in judged["stopped"] and f"round {calls[1][-1][0]}" in judged["stopped"]
+    assert (run / "best" / "averaged" / "best.ckpt").is_file()
+    from improve.console import AVERAGED, ensemble_line
+
+    assert "stopped early: round" in ensemble_line(judged, 0.5, AVERAGED)
