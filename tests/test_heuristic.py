@@ -222,3 +222,20 @@ def test_without_levers_the_expert_never_reaches_for_ema_tta_or_randaugment():
                 assert not new.get("ema_decay") and not new.get("tta")
                 assert "RandAugment" not in [t["name"] for t in new.get("train_transforms", [])]
                 tried.append(new)
+
+
+def test_while_continuing_training_keeps_paying_the_expert_continues_again_whatever_the_curves_say():
+    p = profile()
+    warm = {**DEFAULTS, "trainer": {**DEFAULTS["trainer"], "warm_start": True, "epochs": 3}}
+    paid = [{"round": 2, "group": "trainer", "decision": "kept", "delta": 0.04, "summary": {"diagnosis": "overfit"}}]
+    choice = HeuristicAgent().analyst(_ctx(p, "overfit", "near", pipeline=warm, rounds=paid))
+    assert choice.group == "trainer" and choice.diagnosis == "underfit" and "+0.040" in choice.feedback
+    c = _ctx(p, "overfit", "near", pipeline=warm, rounds=paid)
+    edit = HeuristicAgent().engineer(choice, c, warm["trainer"], [])
+    new = check_group("trainer", parse_edit(edit.yaml, "trainer"), warm["trainer"])
+    assert new["warm_start"] and new["lr"] == float(f"{warm['trainer']['lr'] * 0.7:.3g}"), edit.rationale
+    assert new["epochs"] == c.max_epochs
+    small = [{**paid[0], "delta": 0.01}]  # a small gain: the curves decide again
+    assert HeuristicAgent().analyst(_ctx(p, "overfit", "near", pipeline=warm, rounds=small)).group == "augment"
+    cold = [{**paid[0], "group": "augment"}]  # not a continuation of training
+    assert HeuristicAgent().analyst(_ctx(p, "overfit", "near", pipeline=warm, rounds=cold)).group == "augment"

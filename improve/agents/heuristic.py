@@ -4,7 +4,8 @@ It reads the incumbent's learning curves: overfitting (train >> val) -> stronger
 MixUp/CutMix, dropout/drop-path, weight decay, label smoothing; underfitting -> more capacity,
 more epochs, a higher learning rate; unstable or NaN -> lower learning rate, clipping, warm-up.
 Far from the ceiling its steps are decisive and coherent (`moves.py`); a group whose change was
-just kept gets the next round too, and one that failed twice in a row yields. It plans within the
+just kept gets the next round too, and one that failed twice in a row yields; while continuing
+training from the incumbent's weights keeps gaining (CONTINUE_GAIN), it continues again. It plans within the
 budget: no move whose round would outlast the time left or the round timeout, and the cheapest
 moves first when little is left. It never proposes a group config already tried.
 """
@@ -26,6 +27,7 @@ GROUP_ORDER = {  # which group to try first, by diagnosis of the incumbent's cur
     "unstable": ["trainer", "model", "augment"],
     "ok": ["augment", "trainer", "model"],
 }
+CONTINUE_GAIN = 0.02  # a kept round that continued training and gained this much: continue again
 TIGHT = 3.0  # fewer incumbent-rounds of time (or runs) left than this: the cheapest moves first
 
 
@@ -114,9 +116,14 @@ class HeuristicAgent:
         if last and last.get("summary", {}).get("diagnosis") == "unstable":
             return Choice("trainer", f"round {last['round']} diverged (NaN/inf loss): lower the learning rate, "
                                      f"clip gradients, warm up longer", "unstable")
+        warm = ctx.incumbent.get("pipeline", {}).get("trainer", {}).get("warm_start")
+        if (warm and last and last.get("decision") == "kept" and last.get("group") == "trainer"
+                and (last.get("delta") or 0.0) >= CONTINUE_GAIN):
+            return Choice("trainer", f"round {last['round']} continued training and gained {last['delta']:+.3f}: "
+                                     f"more training still pays, continue again", "underfit")
         order = list(GROUP_ORDER.get(diagnosis, GROUP_ORDER["ok"]))
         far = s.get("headroom") == "far"
-        if ctx.incumbent.get("pipeline", {}).get("trainer", {}).get("warm_start"):
+        if warm:
             order.remove("model")  # settled: a new model restarts from scratch and cannot catch up
             order.append("model")
         stale = {g: self._reverts_in_a_row(ctx, g) for g in order}

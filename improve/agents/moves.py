@@ -211,6 +211,8 @@ def trainer_moves(ctx: Context, t: Dict[str, Any], diagnosis: str, levers: bool 
             Move(f"higher lr {t['lr']:.3g} -> {t['lr'] * 2:.3g}", lambda v: {**v, "lr": v["lr"] * 2}),
         ],
     }.get(diagnosis, [])
+    keep_training = Move(f"keep training from the incumbent's weights, lr {t['lr']:.3g} -> {t['lr'] * 0.7:.3g} "
+                         f"(annealing across rounds)", lambda v: {**v, "lr": float(f"{v['lr'] * 0.7:.3g}"), "epochs": cap})
     if diagnosis == "underfit" and far:
         decisive = []
         if can_continue and not t.get("warm_start"):
@@ -219,14 +221,14 @@ def trainer_moves(ctx: Context, t: Dict[str, Any], diagnosis: str, levers: bool 
                                  lambda v: {**v, "warm_start": True, "epochs": cap,
                                             "warmup_epochs": min(0.5, float(cap))}))
         if t.get("warm_start"):
-            decisive.append(Move(f"keep training from the incumbent's weights, lr {t['lr']:.3g} -> "
-                                 f"{t['lr'] * 0.7:.3g} (annealing across rounds)",
-                                 lambda v: {**v, "lr": float(f"{v['lr'] * 0.7:.3g}"), "epochs": cap}))
+            decisive.append(keep_training)
         decisive.append(Move(f"far from the ceiling: lr range test, {cap} epochs, weight decay "
                              f"{t['weight_decay']} -> {t['weight_decay'] / 4:.3g}, 1 warm-up epoch",
                              lambda v: {**v, "lr_find": True, "epochs": cap, "warmup_epochs": min(1.0, float(cap)),
                                         "weight_decay": round(v["weight_decay"] / 4, 5)}))
         moves = decisive + moves
+    elif diagnosis == "underfit" and t.get("warm_start"):
+        moves.insert(0, keep_training)
     elif diagnosis in ("ok", "overfit") and t.get("warm_start"):
         moves.insert(0, Move(f"continue from the incumbent's weights with half the lr ({t['lr']:.3g} -> "
                              f"{t['lr'] * 0.5:.3g}): fine-tune into the optimum",
