@@ -2,8 +2,9 @@
 
 Both arms run the refinement loop (iterative, greedy) on the same dataset, seeds and budget of training runs.
 With levers, the expert may reach for EMA of the weights, test-time augmentation and RandAugment, and the run
-ends with a greedy soup of its warm-started rounds (`loop.average_top_k`, on by default) and `loop.ensemble_top_k=3`; without,
-it may not (`HeuristicAgent(levers=False)`, `loop.average_top_k=0`) and keeps the best round alone. Every other rule of the expert is the same. Final test accuracy, mean ± std over seeds.
+ends with a greedy soup of its warm-started rounds (`loop.average_top_k`, on by default) and
+`loop.ensemble_top_k=3`; without, it may not (`HeuristicAgent(levers=False)`, `loop.average_top_k=0`) and keeps
+the best round alone. Every other rule of the expert is the same. Final test accuracy, mean ± std over seeds.
 """
 import json
 from pathlib import Path

@@ -19,6 +19,7 @@ import numpy as np
 from .acceptance import Evidence, load_correct, paired_evidence
 from .console import LoopConsole
 from .journal import Journal
+from .paths import round_dir
 
 SEED_STEP = 1000  # seed of extra run k: the run's seed + k * SEED_STEP
 
@@ -28,16 +29,16 @@ class Confirmer:
 
     def __init__(self, run_dir: Path, journal: Journal, console: LoopConsole, seed: int,
                  train: Callable[[Dict[str, Dict], Path, int], Dict[str, Any]]):
-        self.rounds_dir, self.journal, self.console = Path(run_dir) / "rounds", journal, console
+        self.run_dir, self.journal, self.console = Path(run_dir), journal, console
         self.seed, self.train = seed, train  # train(pipeline, output_dir, seed) -> metrics
 
     def base(self, r: int) -> Optional[np.ndarray]:
         """Per-image correctness of round r's own run."""
-        return load_correct(self.rounds_dir / f"{r:02d}" / "val_predictions.json")
+        return load_correct(round_dir(self.run_dir, r) / "val_predictions.json")
 
     def seed_run(self, now: int, r: int, k: int, pipeline: Dict[str, Dict], why: str) -> Optional[np.ndarray]:
         """Per-image correctness of round r's pipeline trained with extra seed k (trained now if not yet done)."""
-        rd = self.rounds_dir / f"{r:02d}" / f"seed{k}"
+        rd = self._seed_dir(r, k)
         found = load_correct(rd / "val_predictions.json")
         if found is not None:
             return found
@@ -53,8 +54,11 @@ class Confirmer:
                          "cyan")
         return load_correct(rd / "val_predictions.json")
 
+    def _seed_dir(self, r: int, k: int) -> Path:
+        return round_dir(self.run_dir, r) / f"seed{k}"
+
     def _done(self, r: int, k: int) -> bool:
-        return (self.rounds_dir / f"{r:02d}" / f"seed{k}" / "val_predictions.json").is_file()
+        return (self._seed_dir(r, k) / "val_predictions.json").is_file()
 
     def pooled(self, now: int, cand: Dict[str, Any], inc: Dict[str, Any], seeds: int,
                max_runs: Optional[int] = None) -> Optional[Evidence]:

@@ -22,7 +22,7 @@ from .candidate import Candidate
 from .edits import EditRejected, check_group, load_plain_yaml
 from .preflight import preflight
 from .journal import State
-from .paths import CHECKPOINT
+from .paths import round_checkpoint
 from .record import write_json
 from .schema import EDITABLE_GROUPS
 
@@ -57,7 +57,7 @@ class IncumbentDir:
 
     def __init__(self, run_dir: Path, num_classes: int, channels: int, constraints: Dict[str, Any]):
         self.dir = Path(run_dir) / "incumbent"
-        self.rounds_dir = Path(run_dir) / "rounds"
+        self.run_dir = Path(run_dir)
         self.num_classes, self.channels, self.constraints = num_classes, channels, constraints
 
     @property
@@ -74,7 +74,7 @@ class IncumbentDir:
     def promote(self, r: int, pipeline: Dict[str, Dict], val: float) -> None:
         """Make round r's pipeline and checkpoint the incumbent: each file atomically, state.json last."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        ckpt = self.rounds_dir / f"{r:02d}" / CHECKPOINT
+        ckpt = round_checkpoint(self.run_dir, r)
         if ckpt.is_file():
             atomic_copy(ckpt, self.checkpoint)
         header = (f"# The incumbent pipeline (round {r}, val acc {val:.4f}). Edit it between rounds: the loop\n"

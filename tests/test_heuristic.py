@@ -228,9 +228,9 @@ def test_while_continuing_training_keeps_paying_the_expert_continues_again_whate
     p = profile()
     warm = {**DEFAULTS, "trainer": {**DEFAULTS["trainer"], "warm_start": True, "epochs": 3}}
     paid = [{"round": 2, "group": "trainer", "decision": "kept", "delta": 0.04, "summary": {"diagnosis": "overfit"}}]
-    choice = HeuristicAgent().analyst(_ctx(p, "overfit", "near", pipeline=warm, rounds=paid))
-    assert choice.group == "trainer" and choice.diagnosis == "underfit" and "+0.040" in choice.feedback
     c = _ctx(p, "overfit", "near", pipeline=warm, rounds=paid)
+    choice = HeuristicAgent().analyst(c)
+    assert choice.group == "trainer" and choice.diagnosis == "underfit" and "+0.040" in choice.feedback
     edit = HeuristicAgent().engineer(choice, c, warm["trainer"], [])
     new = check_group("trainer", parse_edit(edit.yaml, "trainer"), warm["trainer"])
     assert new["warm_start"] and new["lr"] == float(f"{warm['trainer']['lr'] * 0.7:.3g}"), edit.rationale

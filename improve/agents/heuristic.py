@@ -5,9 +5,9 @@ MixUp/CutMix, dropout/drop-path, weight decay, label smoothing; underfitting -> 
 more epochs, a higher learning rate; unstable or NaN -> lower learning rate, clipping, warm-up.
 Far from the ceiling its steps are decisive and coherent (`moves.py`); a group whose change was
 just kept gets the next round too, and one that failed twice in a row yields; while continuing
-training from the incumbent's weights keeps gaining (CONTINUE_GAIN), it continues again. It plans within the
-budget: no move whose round would outlast the time left or the round timeout, and the cheapest
-moves first when little is left. It never proposes a group config already tried.
+training from the incumbent's weights keeps gaining (CONTINUE_GAIN), it continues again. It plans
+within the budget: no move whose round would outlast the time left or the round timeout, and the
+cheapest moves first when little is left. It never proposes a group config already tried.
 """
 import copy
 import random

@@ -212,7 +212,8 @@ def trainer_moves(ctx: Context, t: Dict[str, Any], diagnosis: str, levers: bool 
         ],
     }.get(diagnosis, [])
     keep_training = Move(f"keep training from the incumbent's weights, lr {t['lr']:.3g} -> {t['lr'] * 0.7:.3g} "
-                         f"(annealing across rounds)", lambda v: {**v, "lr": float(f"{v['lr'] * 0.7:.3g}"), "epochs": cap})
+                         f"(annealing across rounds)",
+                         lambda v: {**v, "lr": float(f"{v['lr'] * 0.7:.3g}"), "epochs": cap})
     if diagnosis == "underfit" and far:
         decisive = []
         if can_continue and not t.get("warm_start"):

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional
 
+from ..paths import round_dir
 from .errors import KEY_ENV, BudgetExhausted, ReplyError, api_failure
 from .pricing import PRICES, cost_usd, price_of
 
@@ -195,7 +196,7 @@ class LLMClient(ABC):
     def _audit(self, role: str, round_: int, request, response, cost: float, cached: bool) -> None:
         if self.run_dir is None:
             return
-        folder = self.run_dir / "rounds" / f"{round_:02d}" / "llm"
+        folder = round_dir(self.run_dir, round_) / "llm"
         folder.mkdir(parents=True, exist_ok=True)
         n = len(list(folder.glob("*.json")))
         record = {"role": role, "cached": cached, "cost_usd": cost, "request": request, "response": response}
