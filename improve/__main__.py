@@ -11,10 +11,10 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from .loop import Refinement
-from .run_config import load_run_config
-from .schema import register_configs
-from .paths import CONFIG_DIR
+from improve.config.overrides import load_run_config
+from improve.config.paths import CONFIG_DIR
+from improve.config.schema import register_configs
+from improve.refine.loop import Refinement
 
 register_configs()
 if not OmegaConf.has_resolver("run_dir"):

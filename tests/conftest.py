@@ -14,9 +14,9 @@ from typing import Dict, List, Sequence
 import pytest
 from omegaconf import DictConfig, open_dict
 
-from improve.journal import Journal
-from improve.paths import PROJECT_ROOT
-from improve.train import compose_config
+from improve.config.compose import compose_config
+from improve.config.paths import PROJECT_ROOT
+from improve.refine.journal import Journal
 
 from .llm_server import SECRET
 

@@ -94,7 +94,7 @@ def tinyimagenet(root: Path, per_class: int = 6, seed: int = 0) -> None:
 def dsprites(root: Path) -> Path:
     """The published npz (compressed, as deepmind ships it): imgs (N,64,64) binary and latents_classes (N,6).
     Row 0 of each image spells its own index in binary, so a test can tell which images were read."""
-    from improve.sources import DSPRITES_FILE
+    from improve.data.sources import DSPRITES_FILE
 
     root.mkdir(parents=True)
     latents = np.array([[0, shape, 0, o, 16, 16] for shape in range(3) for o in range(40) for _ in range(3)])
@@ -114,7 +114,7 @@ def sprite_index(image: np.ndarray) -> int:
 def cifar10c(root: Path, per_severity: int = 20, seed: int = 0) -> Path:
     """CIFAR-10-C as published: <corruption>.npy (5 severities x N images, 32x32x3 uint8) for the 15 standard and 4
     extra corruptions, and labels.npy. Pixel [0,0] holds the corruption's number, [0,1] the severity."""
-    from improve.sources.published import CIFAR10C_CORRUPTIONS
+    from improve.data.sources.published import CIFAR10C_CORRUPTIONS
 
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True)

@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, List
 from omegaconf import OmegaConf
 
 from improve.agents import Context
-from improve.schema import LLMConfig
+from improve.config.schema import LLMConfig
 
 ROLES = {"propose_pipeline": "architect", "choose_group": "analyst", "edit_group": "engineer"}
 

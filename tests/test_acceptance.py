@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from improve.acceptance import paired_evidence
-from improve.rules import decide
+from improve.refine.decide import decide, paired_evidence
 
 
 def correct(n, wrong):

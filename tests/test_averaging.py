@@ -8,12 +8,12 @@ import pytest
 import torch
 from rich.console import Console
 
-from improve import averaging
-from improve.ensemble import EnsembleRule
-from improve.finish import finish
-from improve.inference import Predictor, predict_split, split_images
-from improve.journal import Journal, State
-from improve.loop import Refinement
+from improve.final import soup as averaging
+from improve.final.ensemble import EnsembleRule
+from improve.final.finish import finish
+from improve.pipeline.inference import Predictor, predict_split, split_images
+from improve.refine.journal import Journal, State
+from improve.refine.loop import Refinement
 
 from .conftest import LOOP_FAST, compose
 
@@ -105,7 +105,7 @@ def test_kept_averaged_weights_are_the_final_model_tested_predicted_and_reported
     assert result["single_test_acc"] is not None
     event = next(e for e in reversed(journal.events()) if e["event"] == "average")
     assert event["decision"] == "kept" and event["p_value"] is not None
-    from improve.report import write_report
+    from improve.results.report import write_report
 
     write_report(run, State.of(journal))
     assert "Weight averaging (loop.average_top_k): averaged weights of rounds 2" in (run / "report.md").read_text()
@@ -134,7 +134,7 @@ def test_an_averaging_that_fails_is_skipped_with_the_reason_and_the_run_keeps_it
     judged = averaging.judge(state, run, ckpt, KEEP_ANY, loop._train_config)
     assert judged["decision"] == "skipped" and "out of memory" in judged["reason"]
     assert "loop.average_top_k=0" in judged["reason"] and not (run / "best" / "averaged").exists()
-    from improve.console import AVERAGED, ensemble_line
+    from improve.refine.console import AVERAGED, ensemble_line
 
     assert ensemble_line(judged, None, AVERAGED).startswith("averaged weights skipped: RuntimeError")
 
@@ -156,7 +156,7 @@ def test_an_ingredient_that_lowers_validation_accuracy_stays_out_of_the_soup(cha
     judged = averaging.judge(state, run, ckpt, strict, loop._train_config)
     assert judged["decision"] == "reverted" and judged["members"] == [2] and len(judged["tried"]) >= 2
     assert not (run / "best" / "averaged").exists()
-    from improve.console import AVERAGED, ensemble_line
+    from improve.refine.console import AVERAGED, ensemble_line
 
     assert "averaged weights of rounds 2 (tried 2, " in ensemble_line(judged, None, AVERAGED)
 
@@ -189,6 +189,6 @@ def test_a_soup_that_fails_part_way_keeps_what_joined_before_and_says_where_it_s
     assert len(calls) == 2 and judged["decision"] == "kept" and len(judged["members"]) == 2
     assert "out of memory" in judged["stopped"] and f"round {calls[1][-1][0]}" in judged["stopped"]
     assert (run / "best" / "averaged" / "best.ckpt").is_file()
-    from improve.console import AVERAGED, ensemble_line
+    from improve.refine.console import AVERAGED, ensemble_line
 
     assert "stopped early: round" in ensemble_line(judged, 0.5, AVERAGED)

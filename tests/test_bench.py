@@ -3,11 +3,11 @@ import io
 import json
 
 import pytest
-
 from rich.console import Console
 
-from improve.bench import bench_flip, main
-from improve.journal import Journal
+from improve.bench.cli import main
+from improve.bench.speed import bench_flip
+from improve.refine.journal import Journal
 
 
 def test_horizontal_flip_scores_clearly_lower_on_the_orientation_task(tmp_path):
@@ -37,7 +37,7 @@ def test_speed_benchmark_prints_ratio_and_cache_times(tmp_path, capsys):
 
 
 def test_strategy_study_at_toy_size_writes_table_plot_json_and_resumes(tmp_path, monkeypatch):
-    from improve import strategies
+    from improve.bench import strategies
 
     out = tmp_path / "study"
     result = strategies.study(["digits"], ["iterative", "zero_shot_long", "random"], [0], runs=2, epochs=1, out=out,
@@ -66,14 +66,14 @@ def test_strategy_study_at_toy_size_writes_table_plot_json_and_resumes(tmp_path,
 
 
 def test_each_study_seed_draws_its_own_split_unless_one_is_pinned(tmp_path):
-    from improve.strategies import _loop_cfg
+    from improve.bench.strategies import _loop_cfg
 
     assert _loop_cfg("shapes_hard", 2, 3, tmp_path, tmp_path / "c", []).dataset.seed == 2
     assert _loop_cfg("shapes_hard", 2, 3, tmp_path, tmp_path / "c", ["dataset.seed=0"]).dataset.seed == 0
 
 
 def test_equal_seconds_takes_the_incumbent_each_strategy_had_at_the_long_runs_seconds():
-    from improve.strategies import equal_seconds, test_at_seconds
+    from improve.bench.strategies import equal_seconds, test_at_seconds
 
     results = {"d/zero_shot_long/0": {"train_s": 30.0, "test_acc": 0.7, "incumbents": [[30.0, 0.7]]},
                "d/iterative/0": {"train_s": 80.0, "test_acc": 0.9, "incumbents": [[5.0, 0.4], [25.0, 0.6], [70.0, 0.9]]}}
@@ -86,7 +86,7 @@ def test_equal_seconds_takes_the_incumbent_each_strategy_had_at_the_long_runs_se
 
 @pytest.mark.slow
 def test_levers_benchmark_at_toy_size_runs_both_arms(tmp_path):
-    from improve.bench_levers import bench_levers
+    from improve.bench.levers import bench_levers
 
     result = bench_levers("digits", [0], runs=2, epochs=1, out=tmp_path, extra=["dataset.max_train=150"],
                           console=Console(file=io.StringIO()))

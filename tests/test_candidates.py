@@ -5,9 +5,9 @@ import time
 import pytest
 from rich.console import Console
 
-from improve.executors import resources, share_hardware
-from improve.journal import Journal, State
-from improve.loop import Refinement
+from improve.refine.executors import resources, share_hardware
+from improve.refine.journal import Journal, State
+from improve.refine.loop import Refinement
 
 from .conftest import decisions, run_cli
 

@@ -6,9 +6,9 @@ import io
 import pytest
 from rich.console import Console
 
-from improve.data.check import check_layout
-from improve.predict import predict
-from improve.train import train
+from improve.data.layout import check_layout
+from improve.pipeline.train import train
+from improve.results.predict import predict
 
 from . import fixtures
 from .conftest import run_cli

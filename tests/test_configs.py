@@ -9,12 +9,12 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import ValidationError
 
-from improve.augment import build_train_transform, check_transform_output
-from improve.models import build_model
-from improve.schema import EDITABLE_GROUPS, GROUP_SCHEMAS, PathsConfig, RefineConfig, TrainConfig, group_defaults
-from improve.schema_meta import check_ranges, field_docs
-from improve.paths import CONFIG_DIR, PROJECT_ROOT
-from improve.train import validate
+from improve.config.fields import check_ranges, field_docs
+from improve.config.paths import CONFIG_DIR, PROJECT_ROOT
+from improve.config.schema import EDITABLE_GROUPS, GROUP_SCHEMAS, PathsConfig, RefineConfig, TrainConfig, group_defaults
+from improve.pipeline.augment import build_train_transform, check_transform_output
+from improve.pipeline.models import build_model
+from improve.pipeline.train import validate
 
 GROUPS = ["dataset", "augment", "model", "trainer", "hardware"]
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONFIG_DIR / g).glob("*.yaml"))]

@@ -5,11 +5,10 @@ import json
 import numpy as np
 from rich.console import Console
 
-from improve.acceptance import paired_evidence
-from improve.confirm import SEED_STEP, Confirmer
-from improve.console import LoopConsole
-from improve.journal import Journal, State
-from improve.rules import decide
+from improve.refine.confirm import SEED_STEP, Confirmer
+from improve.refine.console import LoopConsole
+from improve.refine.decide import decide, paired_evidence
+from improve.refine.journal import Journal, State
 
 N = 200
 

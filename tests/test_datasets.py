@@ -5,11 +5,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from improve import cache as cache_module
-from improve.data import ImageDataModule
-from improve.sources import DatasetMissingError, open_source
-from improve.paths import project_path
-from improve.train import train
+from improve.config.paths import project_path
+from improve.data import cache as cache_module
+from improve.data.datamodule import ImageDataModule
+from improve.data.sources import DatasetMissingError, open_source
+from improve.pipeline.train import train
 
 from . import fixtures
 from .conftest import run_cli
@@ -81,7 +81,7 @@ def test_shapes_are_generated_seeded_with_k_orientation_classes(compose_cfg):
 
 
 def test_a_flip_changes_the_orientation_class_of_a_shape():
-    from improve.sources import render_shape
+    from improve.data.sources import render_shape
 
     up = render_shape("arrow", 30, 64, 0.7, 0, 0)
     mirrored = render_shape("arrow", 330, 64, 0.7, 0, 0)  # angles count from "up": a mirror maps t to -t

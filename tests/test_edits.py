@@ -3,9 +3,9 @@
 import pytest
 import yaml
 
-from improve.edits import EditRejected, check_group, parse_edit
-from improve.preflight import preflight, validate_edit
-from improve.schema import group_defaults
+from improve.config.schema import group_defaults
+from improve.refine.edits import EditRejected, check_group, parse_edit
+from improve.refine.preflight import preflight, validate_edit
 
 PIPELINE = {g: group_defaults(g) for g in ("augment", "model", "trainer")}
 PIPELINE["model"]["name"] = "test_resnet"

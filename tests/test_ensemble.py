@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from improve.ensemble import EnsembleRule, judge
-from improve.export import export
-from improve.inference import EnsemblePredictor, Predictor, predict_split
-from improve.journal import Journal, State
-from improve.loop import Refinement
+from improve.final.ensemble import EnsembleRule, judge
+from improve.pipeline.inference import EnsemblePredictor, Predictor, predict_split
+from improve.refine.journal import Journal, State
+from improve.refine.loop import Refinement
+from improve.results.export import export
 
 from .conftest import LOOP_FAST, compose
 

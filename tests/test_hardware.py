@@ -3,8 +3,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-import improve.hardware as hardware
-from improve.train import train
+import improve.pipeline.hardware as hardware
+from improve.pipeline.train import train
 
 from .conftest import compose
 

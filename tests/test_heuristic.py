@@ -2,10 +2,11 @@
 import copy
 
 from improve.agents import Choice, Context, HeuristicAgent
-from improve.edits import check_group, parse_edit
 from improve.agents.moves import relative_cost
-from improve.history import canonical, curve_summary, diff
-from improve.schema import group_defaults
+from improve.config.diff import canonical, diff
+from improve.config.schema import group_defaults
+from improve.pipeline.record import curve_summary
+from improve.refine.edits import check_group, parse_edit
 
 DEFAULTS = {g: group_defaults(g) for g in ("augment", "model", "trainer")}
 

@@ -4,9 +4,9 @@ import json
 import pytest
 import yaml
 
-from improve.incumbent import IncumbentDir
-from improve.journal import Journal, State
-from improve.schema import EDITABLE_GROUPS, group_defaults
+from improve.config.schema import EDITABLE_GROUPS, group_defaults
+from improve.refine.incumbent import IncumbentDir
+from improve.refine.journal import Journal, State
 
 PIPELINE = {g: group_defaults(g) for g in EDITABLE_GROUPS}
 

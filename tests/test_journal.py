@@ -1,7 +1,7 @@
 """The journal survives a torn write, and State replays a run from it (what resume relies on)."""
 import json
 
-from improve.journal import Journal, State
+from improve.refine.journal import Journal, State
 
 
 def pipeline(lr):
@@ -75,7 +75,7 @@ def test_a_run_with_no_kept_round_has_no_incumbent(tmp_path):
 
 
 def test_the_llm_summary_counts_seconds_tokens_and_what_validated(tmp_path, capsys):
-    from improve.bench import main
+    from improve.bench.cli import main
 
     journal = Journal(tmp_path / "journal.jsonl")
     call = dict(model="m", cached=False, cost_usd=0.0, totals={})

@@ -2,7 +2,7 @@
 import ast
 from pathlib import Path
 
-from improve.paths import PROJECT_ROOT
+from improve.config.paths import PROJECT_ROOT
 
 PACKAGE = PROJECT_ROOT / "improve"
 MAX_LINES = 300

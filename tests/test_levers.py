@@ -8,11 +8,11 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
-import improve.train as train_module
-from improve.data import ImageDataModule
-from improve.edits import EditRejected
-from improve.inference import Predictor, predict_split
-from improve.train import train
+import improve.pipeline.train as train_module
+from improve.data.datamodule import ImageDataModule
+from improve.pipeline.inference import Predictor, predict_split
+from improve.pipeline.train import train
+from improve.refine.edits import EditRejected
 
 from . import fixtures
 from .test_edits import validate
@@ -55,7 +55,7 @@ def test_a_frozen_backbone_does_not_move_during_the_freeze_epochs(compose_cfg, m
 def test_layer_decay_gives_layers_nearer_the_input_smaller_learning_rates():
     import timm
 
-    from improve.optim import build_optimizer
+    from improve.pipeline.optim import build_optimizer
 
     net = timm.create_model("resnet10t", num_classes=10, in_chans=1)
     flat = build_optimizer(net, "adamw", 1e-3, 0.05, 0.9)
@@ -84,7 +84,7 @@ def test_the_balanced_sampler_draws_every_class_about_equally_often(compose_cfg,
 
 
 def test_loss_balancing_weights_classes_by_inverse_frequency():
-    from improve.module import class_weights
+    from improve.pipeline.module import class_weights
 
     w = class_weights([60, 20, 0])
     assert w[1] == pytest.approx(3 * w[0]) and w[2] == 0
@@ -106,7 +106,7 @@ def test_tta_changes_validation_predictions_and_is_what_validation_scores(compos
 def test_a_named_policy_trains_and_geometric_false_leaves_shapes_where_they_are(compose_cfg):
     from albumentations import Affine
 
-    from improve.augment import build_train_transform
+    from improve.pipeline.augment import build_train_transform
 
     policy = build_train_transform([{"name": "TrivialAugment", "geometric": False}]).transforms[0]
     assert not any(isinstance(op, Affine) for op in policy.transforms)
@@ -136,7 +136,7 @@ def test_every_lever_key_is_rejected_with_a_clear_message_when_out_of_range(grou
 
 
 def test_crops_cut_from_training_images_cached_with_a_margin_while_evaluation_sees_image_size(compose_cfg):
-    from improve.augment import train_augment
+    from improve.pipeline.augment import train_augment
 
     crop = "augment.train_transforms=[{name: RandomResizedCrop, size: [32, 32], scale: [0.5, 1.0], p: 0.5}]"
     cfg = compose_cfg(*SMALL, crop)

@@ -8,15 +8,16 @@ from rich.console import Console
 
 import improve.__main__  # noqa: F401  (registers the run_dir resolver)
 from improve.agents import Choice, LLMAgent, RoundSkipped, make_agent
-from improve.edits import EditRejected
-from improve.preflight import validate_edit
-from improve.journal import Journal
+from improve.config.schema import LLMConfig
 from improve.llm import BudgetExhausted, LLMUnavailable, ReplyError, make_client, parse_json_text
-from improve.loop import Refinement
-from improve.schema import LLMConfig
+from improve.refine.edits import EditRejected
+from improve.refine.journal import Journal
+from improve.refine.loop import Refinement
+from improve.refine.preflight import validate_edit
 
 from .conftest import LOOP_FAST, decisions, run_cli
 from .llm_server import ARCHITECT, SECRET, Script, ScriptedLLMServer, ctx, good_script, llm_cfg, url_for
+
 
 @pytest.mark.parametrize("provider", ["anthropic", "openai"])
 def test_three_round_run_through_the_real_sdk_with_a_repair(provider, tmp_path, compose_loop, keys):

@@ -15,10 +15,10 @@ from rich.console import Console
 
 import improve.__main__  # noqa: F401  (registers the run_dir resolver)
 from improve.agents import Choice, Edit, HeuristicAgent
-from improve.journal import Journal, State
-from improve.loop import Refinement
-from improve.run_config import load_run_config
-from improve.paths import PROJECT_ROOT
+from improve.config.overrides import load_run_config
+from improve.config.paths import PROJECT_ROOT
+from improve.refine.journal import Journal, State
+from improve.refine.loop import Refinement
 
 from .conftest import LOOP_FAST, decisions, run_cli
 

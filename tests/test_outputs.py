@@ -10,11 +10,11 @@ import torch
 from PIL import Image
 from rich.console import Console
 
-from improve import report
-from improve.export import export
-from improve.inference import Predictor
-from improve.loop import Refinement
-from improve.predict import predict
+from improve.pipeline.inference import Predictor
+from improve.refine.loop import Refinement
+from improve.results import report
+from improve.results.export import export
+from improve.results.predict import predict
 
 from .conftest import LOOP_FAST, compose
 
@@ -32,8 +32,8 @@ def write_test_split_as_pngs(run, folder):
     """The run's test images, as lossless files in class folders: what a user would have on disk."""
     predictions = json.loads((run / "test_predictions.json").read_text())
     predictor = Predictor.from_run(run)
-    from improve.data import ImageDataModule
-    from improve.paths import project_path
+    from improve.config.paths import project_path
+    from improve.data.datamodule import ImageDataModule
 
     cfg = predictor.cfg
     splits = ImageDataModule(cfg.dataset, cfg.augment.image_size, project_path(cfg.paths.cache_dir),
@@ -86,7 +86,7 @@ def test_predict_refuses_to_write_a_short_submission_and_fills_only_when_asked(f
     ids = [p.name for p, _ in files[:10]] + ["broken.png", "missing.png"]
     (tmp_path / "test.csv").write_text("Id,label\n" + "\n".join(f"{i},7" for i in ids) + "\n")
     out = tmp_path / "sub.csv"
-    from improve.predict import IncompleteSubmission
+    from improve.results.predict import IncompleteSubmission
 
     with pytest.raises(IncompleteSubmission, match="(?s)2 test image.*broken.png.*missing.png.*missing=fill"):
         predict(run, tmp_path / "test.csv", out, images=tmp_path / "images", console=Console(file=io.StringIO()))
@@ -119,7 +119,8 @@ def test_exported_torchscript_and_onnx_agree_with_the_checkpoint(finished_run):
 
 def test_exported_recipe_is_retrainable_with_improve_train(finished_run, tmp_path, cache_dir):
     run, _ = finished_run
-    from improve.train import compose_config, train
+    from improve.config.compose import compose_config
+    from improve.pipeline.train import train
 
     (tmp_path / "recipe").mkdir()
     shutil.copy(run / "best" / "recipe.yaml", tmp_path / "recipe" / "my_best.yaml")

@@ -7,10 +7,11 @@ from omegaconf import OmegaConf
 from rich.console import Console
 
 from improve.agents import Choice, Context, Edit, HeuristicAgent, Proposal
-from improve.console import LoopConsole
-from improve.journal import Journal, State
-from improve.proposals import Proposer, pinned_values
-from improve.schema import EDITABLE_GROUPS, group_defaults
+from improve.config.overrides import pinned_values
+from improve.config.schema import EDITABLE_GROUPS, group_defaults
+from improve.refine.console import LoopConsole
+from improve.refine.journal import Journal, State
+from improve.refine.proposals import Proposer
 
 DEFAULTS = {g: group_defaults(g) for g in EDITABLE_GROUPS}
 PROFILE = {"name": "digits", "description": "digits", "num_classes": 10, "channels": 1, "train_images": 1000,

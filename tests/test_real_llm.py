@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from improve.journal import Journal
-from improve.paths import PROJECT_ROOT
+from improve.config.paths import PROJECT_ROOT
+from improve.refine.journal import Journal
 
 from .conftest import LOOP_FAST, run_cli
 

@@ -5,10 +5,11 @@ import sys
 
 from omegaconf import OmegaConf
 
-from improve.rounds import train_config, train_in_process
-from improve.schema import EDITABLE_GROUPS
-from improve.paths import PROJECT_ROOT
-from improve.train import compose_config
+from improve.config.compose import compose_config
+from improve.config.paths import PROJECT_ROOT
+from improve.config.schema import EDITABLE_GROUPS
+from improve.pipeline.process import train_in_process
+from improve.refine.runner import train_config
 
 
 def test_unguarded_script_gets_a_round_error_that_names_the_main_guard(tmp_path, cache_dir):

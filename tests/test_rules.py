@@ -1,7 +1,8 @@
 """The keep/revert rule and the stop rule, on numbers alone (no training)."""
 import pytest
 
-from improve.rules import Verdict, decide, stop_reason
+from improve.refine.budget import stop_reason
+from improve.refine.decide import Verdict, decide
 
 
 def test_a_candidate_without_a_score_fails_and_the_first_score_is_kept():

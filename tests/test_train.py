@@ -7,8 +7,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from improve.models import build_model
-from improve.train import train
+from improve.pipeline.models import build_model
+from improve.pipeline.train import train
 
 from .conftest import run_cli
 
@@ -171,7 +171,7 @@ def test_the_sweepers_search_space_syntax_maps_to_current_optuna_distributions()
 def test_a_tracker_that_is_not_installed_is_named_with_how_to_install_it(compose_cfg, monkeypatch, tmp_path):
     import importlib.util
 
-    from improve.loggers import build_loggers
+    from improve.pipeline.loggers import build_loggers
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))

@@ -4,10 +4,10 @@ import json
 
 from rich.console import Console
 
-from improve.journal import Journal
-from improve.loop import Refinement
-from improve.train import train
-from improve.warm_start import init_checkpoint, prepare
+from improve.pipeline.train import train
+from improve.refine.journal import Journal
+from improve.refine.loop import Refinement
+from improve.refine.warm_start import init_checkpoint, prepare
 
 SMALL = ["dataset.max_train=300", "trainer.epochs=1"]
 
@@ -16,7 +16,7 @@ def test_a_run_initialised_from_a_checkpoint_starts_with_its_weights(compose_cfg
     import torch
     from lightning.pytorch.callbacks import Callback
 
-    import improve.train as train_module
+    import improve.pipeline.train as train_module
 
     first = train(compose_cfg(*SMALL))
     assert first["status"] == "ok", first.get("error")

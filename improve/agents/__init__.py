@@ -3,10 +3,10 @@ import os
 from pathlib import Path
 from typing import Optional, Tuple
 
-from ..llm import KEY_ENV, make_client
-from .base import Agent, Choice, Context, Edit, Proposal
-from .heuristic import HeuristicAgent
-from .llm_agent import LLMAgent, RoundSkipped
+from improve.agents.base import Agent, Choice, Context, Edit, Proposal
+from improve.agents.heuristic import HeuristicAgent
+from improve.agents.llm_agent import LLMAgent, RoundSkipped
+from improve.llm import KEY_ENV, make_client
 
 
 def make_agent(llm, cache_dir: Optional[Path] = None) -> Tuple[Agent, str]:

@@ -15,10 +15,18 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 
-from ..history import canonical
-from .base import DIAGNOSES, Choice, Context, Edit, Proposal
-from .moves import (MOVES, PRETRAINED_LADDER, SCRATCH_LADDER, Move, flips_allowed, relative_cost, rotation_allowed,
-                    side)
+from improve.agents.base import DIAGNOSES, Choice, Context, Edit, Proposal
+from improve.agents.moves import (
+    MOVES,
+    PRETRAINED_LADDER,
+    SCRATCH_LADDER,
+    Move,
+    flips_allowed,
+    relative_cost,
+    rotation_allowed,
+    side,
+)
+from improve.config.diff import canonical
 
 STALE_AFTER = 2  # reverted changes in a row after which a group has stopped paying off
 GROUP_ORDER = {  # which group to try first, by diagnosis of the incumbent's curves

@@ -13,11 +13,11 @@ from typing import Any, Callable, Dict, List, Optional
 
 import yaml
 
-from ..llm import BudgetExhausted, LLMClient, LLMUnavailable, ReplyError
-from ..schema import EDITABLE_GROUPS
-from ..schema_meta import group_json_schema
-from .base import DIAGNOSES, FALLBACK, Choice, Context, Edit, Proposal
-from .heuristic import HeuristicAgent
+from improve.agents.base import DIAGNOSES, FALLBACK, Choice, Context, Edit, Proposal
+from improve.agents.heuristic import HeuristicAgent
+from improve.config.fields import group_json_schema
+from improve.config.schema import EDITABLE_GROUPS
+from improve.llm import BudgetExhausted, LLMClient, LLMUnavailable, ReplyError
 
 PROMPTS = Path(__file__).parent / "prompts"
 ROLE_NAMES = {"augment": "Data Engineer", "model": "Model Engineer", "trainer": "Training Engineer"}

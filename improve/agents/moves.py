@@ -12,8 +12,8 @@ import copy
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional
 
-from ..warm_start import same_weights
-from .base import Context
+from improve.agents.base import Context
+from improve.pipeline.init_weights import same_weights
 
 NO_FLIP_WORDS = ("orientation", "rotat", "direction", "angle", "arrow", "text", "digit", "letter", "number",
                  "handwrit", "character", "sign", "flip", "chirality", "left", "right")

@@ -1,6 +1,6 @@
 """python -m improve.data dataset=<name> [dataset.path=...]: check a dataset's layout without training."""
 import sys
 
-from .check import main
+from improve.data.layout import main
 
 sys.exit(main())

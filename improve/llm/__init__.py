@@ -3,16 +3,16 @@ import os
 from pathlib import Path
 from typing import Optional
 
-from .client import DEFAULT_MODELS, LLMClient, parse_json_text
-from .errors import KEY_ENV, BudgetExhausted, LLMUnavailable, ReplyError
+from improve.llm.client import DEFAULT_MODELS, LLMClient, parse_json_text
+from improve.llm.errors import KEY_ENV, BudgetExhausted, LLMUnavailable, ReplyError
 
 
 def make_client(llm, provider: str, cache_dir: Optional[Path]) -> LLMClient:
     """The client for `provider`; a missing key is an error unless a local `llm.base_url` is given."""
     if provider == "anthropic":
-        from .anthropic_client import AnthropicClient as cls
+        from improve.llm.anthropic_client import AnthropicClient as cls
     elif provider == "openai":
-        from .openai_client import OpenAIClient as cls
+        from improve.llm.openai_client import OpenAIClient as cls
     else:
         raise ValueError(f"llm.provider={provider!r} has no client; use anthropic, openai, heuristic or auto")
     if not os.environ.get(KEY_ENV[provider]) and not llm.base_url:

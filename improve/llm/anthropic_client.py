@@ -1,7 +1,7 @@
 """Anthropic's Messages API: the JSON object comes back as the input of a forced tool call."""
 from typing import Any, Dict
 
-from .client import LLMClient, text_reply, user_text
+from improve.llm.client import LLMClient, text_reply, user_text
 
 
 class AnthropicClient(LLMClient):

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from ..paths import round_dir
-from .errors import KEY_ENV, BudgetExhausted, ReplyError, api_failure
-from .pricing import PRICES, cost_usd, price_of
+from improve.config.paths import round_dir
+from improve.llm.errors import KEY_ENV, BudgetExhausted, ReplyError, api_failure
+from improve.llm.pricing import PRICES, cost_usd, price_of
 
 DEFAULT_MODELS = {"anthropic": "claude-sonnet-4-5", "openai": "gpt-4o"}
 REQUEST_LOGGERS = ("httpx", "httpcore", "openai", "anthropic")  # and their namesakes (httpx2, ...)

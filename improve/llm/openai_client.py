@@ -3,7 +3,7 @@ or plain text parsed tolerantly when the server has no schema support (`llm.stru
 Reasoning models (o-series, gpt-5) take `max_completion_tokens` and no temperature."""
 from typing import Any, Dict
 
-from .client import LLMClient, text_reply, user_text
+from improve.llm.client import LLMClient, text_reply, user_text
 
 REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
 

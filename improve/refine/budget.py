@@ -1,0 +1,43 @@
+"""What a refinement run's budget has left: training runs under loop.rounds (extra seed runs count) and seconds
+under loop.time_budget, for the stop rule, the confirmations and the agents (who plan rounds that fit)."""
+import time
+from typing import Optional
+
+from improve.refine.journal import State
+
+
+class Budget:
+    """The loop's budget, counted across the sessions of a resumed run."""
+
+    def __init__(self, loop, session_wall: float, session_start: float):
+        self.loop, self.session_wall, self.session_start = loop, session_wall, session_start
+
+    def spent(self, state: State) -> float:
+        """Seconds used so far: earlier sessions' rounds, plus this session's wall time."""
+        return state.seconds_before(self.session_wall) + (time.perf_counter() - self.session_start)
+
+    def seconds_left(self, state: State) -> Optional[float]:
+        """Seconds loop.time_budget leaves; None without a time budget."""
+        return max(self.loop.time_budget - self.spent(state), 0.0) if self.loop.time_budget else None
+
+    def runs_left(self, state: State, r: int, round_start: Optional[float] = None) -> int:
+        """Training runs the budget allows after round r: what loop.rounds leaves (extra runs count), and under
+        loop.time_budget what the time left buys at the pace of the round that started at `round_start`."""
+        left = self.loop.rounds - r - state.extra_runs
+        seconds = self.seconds_left(state)
+        if seconds is not None and round_start is not None:
+            took = max(time.perf_counter() - round_start, 1e-3)
+            left = min(left, int(seconds // took))
+        return max(left, 0)
+
+
+def stop_reason(next_round: int, rounds: int, incumbent_val: Optional[float] = None, target: float = 0.0,
+                spent_s: float = 0.0, time_budget: float = 0.0) -> Optional[str]:
+    """Why no further round starts, or None: all rounds done, the target reached, or the time budget spent."""
+    if next_round > rounds:
+        return f"all {rounds} rounds done"
+    if target and incumbent_val is not None and incumbent_val >= target:
+        return f"validation accuracy {incumbent_val:.4f} reached loop.target={target}"
+    if time_budget and spent_s >= time_budget:
+        return f"time budget of {time_budget:.0f} s spent"
+    return None

@@ -1,0 +1,150 @@
+"""`journal.jsonl`: the append-only record of a refinement run, one JSON event per line.
+
+Each event is flushed and fsync'd before `append` returns, so a kill -9 loses at most the
+event being written; a torn last line is ignored on reading. Resume rebuilds the whole
+state of a run from this file (`State`).
+"""
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional
+
+from improve.config.diff import fingerprint
+
+
+class Journal:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def append(self, event: str, **fields: Any) -> Dict[str, Any]:
+        record = {"event": event, "time": round(time.time(), 3), **fields}
+        line = json.dumps(record, default=str) + "\n"
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line.encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return record
+
+    def events(self) -> List[Dict[str, Any]]:
+        return list(self._read())
+
+    def _read(self) -> Iterator[Dict[str, Any]]:
+        if not self.path.is_file():
+            return
+        with open(self.path, encoding="utf-8") as fh:
+            for line in fh:
+                if not line.endswith("\n"):
+                    break  # torn write from a kill: the event never happened
+                yield json.loads(line)
+
+    def repair(self) -> None:
+        """Drop a torn last line so later appends start on a fresh line."""
+        if not self.path.is_file():
+            return
+        data = self.path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            keep = data[: data.rfind(b"\n") + 1]
+            with open(self.path, "r+b") as fh:
+                fh.truncate(len(keep))
+                os.fsync(fh.fileno())
+
+
+class State:
+    """Everything a refinement run knows, replayed from its journal's events (the source of truth for resume)."""
+
+    def __init__(self, events: List[Dict[str, Any]]):
+        self.proposals: Dict[int, Dict[str, Any]] = {}
+        self.decisions: Dict[int, Dict[str, Any]] = {}
+        self.incumbent: Optional[Dict[str, Any]] = None  # {"round", "pipeline", "val_acc", "summary"} of the last kept
+        self.profile: Optional[Dict[str, Any]] = None
+        self.final: Optional[Dict[str, Any]] = None
+        self.pinned: Dict[str, Dict[str, Any]] = {}  # the user's command-line pipeline values for round 0
+        self.llm_trouble: List[Dict[str, Any]] = []  # failed or unusable LLM calls, and fallbacks to the expert
+        self.extra_runs = 0  # confirmation and noise-floor training runs (they count against loop.rounds)
+        self.noise_floor: Optional[Dict[str, Any]] = None
+        self.folds = 0  # loop.folds: rounds scored by k-fold cross-validation when >= 2
+        self.candidates: Dict[int, Dict[int, Dict[str, Any]]] = {}  # round -> candidate -> its candidate_proposal
+        self.candidate_results: Dict[int, Dict[int, Dict[str, Any]]] = {}  # round -> candidate -> its result
+        self.confirmations: List[Dict[str, Any]] = []  # each extra seed run: round, of_round, seed, val_acc, why
+        self.confirmation_cuts: List[Dict[str, Any]] = []  # confirmations the budget cut short
+        self.warm_start_skips: List[Dict[str, Any]] = []  # rounds that asked for warm_start and trained from scratch
+        for e in events:
+            kind = e["event"]
+            if kind == "start":
+                self.pinned = e.get("pinned") or {}
+                self.folds = ((e.get("config") or {}).get("loop") or {}).get("folds", 0)
+            elif kind == "profile":
+                self.profile = e["profile"]
+            elif kind == "proposal":
+                self.proposals[e["round"]] = e
+            elif kind == "candidate_proposal":
+                self.candidates.setdefault(e["round"], {})[e["candidate"]] = e
+            elif kind == "candidate_result":
+                self.candidate_results.setdefault(e["round"], {})[e["candidate"]] = e
+            elif kind == "decision":
+                self.decisions[e["round"]] = e
+                if e["decision"] == "kept":
+                    self.incumbent = {"round": e["round"], "pipeline": self.proposals[e["round"]]["pipeline"],
+                                      "val_acc": e["val_acc"], "summary": e["summary"]}
+            elif kind == "end":
+                self.final = e
+            elif kind == "confirmation":
+                self.extra_runs += 1
+                self.confirmations.append(e)
+            elif kind == "confirmation_cut":
+                self.confirmation_cuts.append(e)
+            elif kind == "noise_floor":
+                self.noise_floor = e
+            elif kind == "warm_start_skipped":
+                self.warm_start_skips.append(e)
+            if kind == "llm_fallback" or (kind == "llm_call" and e.get("error")):
+                self.llm_trouble.append(e)
+
+    @classmethod
+    def of(cls, journal: "Journal") -> "State":
+        return cls(journal.events())
+
+    @property
+    def next_round(self) -> int:
+        return max(self.decisions, default=-1) + 1
+
+    @property
+    def incumbent_val(self) -> Optional[float]:
+        return self.incumbent["val_acc"] if self.incumbent else None
+
+    def tried(self, group: str) -> List[Dict[str, Any]]:
+        """Every value of `group` proposed so far, decided or not, candidates of a round included."""
+        chosen = [p["pipeline"][group] for p in self.proposals.values()]
+        return chosen + [c["pipeline"][group] for cs in self.candidates.values() for c in cs.values()
+                         if c["pipeline"][group] not in chosen]
+
+    def tried_pipelines(self) -> Dict[str, int]:
+        """Fingerprint of each decided pipeline -> its round."""
+        return {fingerprint(p["pipeline"]): r for r, p in self.proposals.items() if r in self.decisions}
+
+    def seconds_before(self, wall_time: float) -> float:
+        """Training seconds of the rounds decided before `wall_time` (earlier sessions of a resumed run)."""
+        return sum(d["seconds"] for d in self.decisions.values() if d["time"] < wall_time)
+
+    def summaries(self) -> List[Dict[str, Any]]:
+        out = []
+        for r in sorted(self.decisions):
+            d, p = self.decisions[r], self.proposals.get(r, {})
+            out.append({"round": r, "author": d["author"], "group": d["group"], "changes": d["changes"],
+                        "rationale": (p.get("rationale") or "")[:300], "val_acc": d["val_acc"], "delta": d["delta"],
+                        "decision": d["decision"], "summary": d["summary"], "seconds": d["seconds"]})
+        return out
+
+
+def llm_usage(events: List[Dict[str, Any]], r: int) -> Dict[str, Any]:
+    """Round r's LLM calls: how many, their tokens and cost, failures and fallbacks to the offline expert."""
+    events = [e for e in events if e.get("round") == r]
+    calls = [e for e in events if e["event"] == "llm_call"]
+    return {"calls": len(calls), "input_tokens": sum(e["input_tokens"] for e in calls),
+            "output_tokens": sum(e["output_tokens"] for e in calls),
+            "cost_usd": round(sum(e["cost_usd"] for e in calls), 6),
+            "failed": sum(bool(e.get("error")) for e in calls),
+            "fallbacks": sum(e["event"] == "llm_fallback" for e in events)}

@@ -1,0 +1,297 @@
+"""The refinement loop: validated one-group edits, train, keep or revert, journal, resume.
+
+Run directory:
+  journal.jsonl         append-only events; the source of truth for resume (`journal.State`)
+  run_config.yaml       the composed run settings
+  incumbent/            config.yaml (the pipeline a person may edit), best.ckpt, state.json (`incumbent.py`)
+  rounds/NN/            config.yaml (frozen train config), stdout.log, train.log, metrics.json, checkpoints/
+  best/                 the final incumbent: config.yaml (re-trainable), best.ckpt, exports (`finish.py`)
+  report.md             the round table
+
+A round is done when its `decision` event is in the journal; anything after the last
+decision is redone on resume, from the journaled proposal when there is one. The parts:
+proposals (agent calls and repairs), rules (keep/revert, stop), incumbent (its files, hand
+edits), console (what is printed), report and finish.
+"""
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from omegaconf import DictConfig, OmegaConf
+
+from improve.agents import Context, RoundSkipped, make_agent
+from improve.config.overrides import SETTINGS, override_key, pinned_values, pipeline_overrides
+from improve.config.paths import project_path, round_checkpoint, round_dir
+from improve.config.schema import EDITABLE_GROUPS
+from improve.data.profile import dataset_profile, pretrained_reachable
+from improve.files import atomic_text
+from improve.final.ensemble import EnsembleRule
+from improve.final.finish import finish
+from improve.llm import BudgetExhausted
+from improve.pipeline.process import warm_up
+from improve.pipeline.record import curve_summary
+from improve.refine.budget import Budget, stop_reason
+from improve.refine.candidates import train_candidates
+from improve.refine.confirm import Confirmer
+from improve.refine.console import LoopConsole, change_text
+from improve.refine.decide import Evidence, decide
+from improve.refine.folds import scored_run
+from improve.refine.incumbent import IncumbentDir
+from improve.refine.journal import Journal, State, llm_usage
+from improve.refine.proposals import Candidate, Proposer
+from improve.refine.runner import train_config
+from improve.refine.warm_start import INIT_FILES, init_checkpoint, parent_round, prepare
+from improve.results.report import write_report
+
+HISTORY_ROUNDS = 12  # rounds the agents see in full; older ones are only counted
+
+
+class Refinement:
+    """One refinement run in `run_dir`. `overrides`: the command line's, as Hydra parsed them.
+
+    On a new run, pipeline overrides (`trainer.lr=0.01`, `augment=photo`) are kept in round 0's pipeline, on top
+    of the architect's. On resume they are a hand edit, trained as a round of its own; settings (loop, constraints,
+    llm, hardware) apply; anything else (dataset, seed, paths) is named as ignored."""
+
+    def __init__(self, cfg: DictConfig, run_dir: Path, overrides: Optional[List[str]] = None, console=None,
+                 agent=None):
+        self.cfg, self.run_dir, self.given_agent = cfg, Path(run_dir), agent  # agent: None = from cfg.llm
+        self.overrides = list(overrides or [])
+        self.console = LoopConsole(console)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.journal = Journal(self.run_dir / "journal.jsonl")
+        self.budget = Budget(cfg.loop, time.time(), time.perf_counter())
+
+    # ------------------------------------------------------------------ entry point
+    def run(self) -> Dict[str, Any]:
+        cfg = self.cfg
+        warm_up()  # rounds fork from a process that imports torch and Lightning meanwhile
+        self.journal.repair()
+        resuming = bool(self.journal.events())
+        hand_overrides = self._start(resuming)
+        self.agent, notice = ((self.given_agent, f"agent: {self.given_agent.name} (given)") if self.given_agent
+                              else make_agent(cfg.llm, project_path(cfg.paths.cache_dir)))
+        self.agent.bind(self.run_dir, self.journal, self.console.say)
+        for line in notice.splitlines():
+            self.console.say(line, "yellow" if "offline" in line or line.startswith("warning") else None)
+        state = State.of(self.journal)
+        if state.profile is None:
+            reachable = pretrained_reachable(cfg.loop.pretrained_reachable)
+            profile = dataset_profile(cfg.dataset, project_path(cfg.dataset.path), project_path(cfg.paths.cache_dir),
+                                      OmegaConf.to_container(cfg.constraints), reachable)
+            self.journal.append("profile", profile=profile)
+            state = State.of(self.journal)
+        self.profile = state.profile
+        constraints = OmegaConf.to_container(cfg.constraints)
+        shape = (self.profile["num_classes"], self.profile["channels"])
+        self.incumbent = IncumbentDir(self.run_dir, *shape, constraints)
+        self.confirmer = Confirmer(self.run_dir, self.journal, self.console, cfg.seed, self._train_seed)
+        self.proposer = Proposer(self.agent, self.journal, self.console, cfg.loop, self._defaults(), *shape,
+                                 constraints, pinned=state.pinned)
+        if cfg.loop.folds >= 2:
+            self.console.say(f"loop.folds={cfg.loop.folds}: each round trains {cfg.loop.folds} times, once per "
+                             f"stratified fold, and is scored on the pooled out-of-fold predictions", "cyan")
+        human = self._hand_edit(state, hand_overrides)
+        self.incumbent.sync(state.incumbent)
+        while True:
+            state = State.of(self.journal)
+            r = state.next_round
+            spent = self.budget.spent(state)
+            stop = stop_reason(r + state.extra_runs, cfg.loop.rounds, state.incumbent_val, cfg.loop.target, spent,
+                               cfg.loop.time_budget)
+            if stop:
+                self.console.say(f"stopping: {stop}")
+                break
+            try:
+                if r in state.proposals:  # interrupted before its decision: train the same candidate again
+                    self._round(state, r, Candidate.from_proposal(state.proposals[r]), self._trained(state, r))
+                elif r in state.candidates:  # interrupted while its candidates trained: the unfinished train again
+                    self._round_of_candidates(state, r, [Candidate.from_proposal(e)
+                                                         for _, e in sorted(state.candidates[r].items())])
+                elif r == 0:
+                    self._round(state, r, self.proposer.initial(self._context(state, r)))
+                elif human is not None or (human := self._hand_edit(state, [])) is not None:
+                    candidate, human = human, None
+                    self._round(state, r, candidate)
+                else:
+                    found = self.proposer.propose(state, self._context(state, r), cfg.loop.candidates)
+                    if len(found) > 1:
+                        self._round_of_candidates(state, r, found)
+                    else:
+                        self._round(state, r, found[0])
+            except RoundSkipped as err:
+                self._skip(r, f"LLM unreachable, round skipped (llm.fallback=skip): {err}")
+            except BudgetExhausted as err:
+                self.console.say(f"stopping: {err}", "yellow")
+                break
+        return self._finish()
+
+    def _start(self, resuming: bool) -> List[str]:
+        """Journal the start or the resume; returns the overrides to train as a hand edit."""
+        pipeline = pipeline_overrides(self.overrides)
+        if not resuming:
+            pinned = pinned_values(self.cfg, pipeline)
+            self.journal.append("start", config=OmegaConf.to_container(self.cfg, resolve=True), pinned=pinned)
+            atomic_text(self.run_dir / "run_config.yaml", OmegaConf.to_yaml(self.cfg, resolve=True))
+            if pinned:
+                self.console.say(f"your pipeline values {' '.join(pipeline)} are kept in round 0's pipeline, on top "
+                                 f"of the architect's; later rounds may change them", "cyan")
+            return []
+        self.journal.append("resume", overrides=self.overrides)
+        self.console.say(f"resuming {self.run_dir} after round {State.of(self.journal).next_round - 1}")
+        ignored = [o for o in self.overrides
+                   if o not in pipeline and override_key(o).split(".")[0] not in SETTINGS]
+        if ignored:
+            self.console.say(f"ignored on resume: {' '.join(ignored)} (a run's dataset, seed and paths are fixed; "
+                             f"start a new run to change them)", "yellow")
+        return pipeline
+
+    def _skip(self, r: int, reason: str) -> None:
+        llm = self._llm_usage(r)
+        self.journal.append("decision", round=r, author="engineer", group="-", decision="skipped", val_acc=None,
+                            delta=None, changes=[], summary={"diagnosis": "skipped"}, seconds=0.0, reason=reason,
+                            llm=llm)
+        self.console.round(r, "-", "LLM unreachable", None, None, "skipped", 0.0, reason)
+
+    def _llm_usage(self, r: int) -> Dict[str, Any]:
+        return llm_usage(self.journal.events(), r)
+
+    def _context(self, state: State, r: int) -> Context:
+        inc = state.incumbent or {"round": None, "pipeline": self._defaults(), "val_acc": None,
+                                  "summary": {"diagnosis": "ok"}}
+        return Context(profile=self.profile, incumbent=inc, rounds=state.summaries()[-HISTORY_ROUNDS:], round=r,
+                       seed=self.cfg.seed, max_epochs=self.cfg.loop.max_epochs,
+                       runs_left=self.budget.runs_left(state, r) + 1, seconds_left=self.budget.seconds_left(state),
+                       round_timeout=self.cfg.loop.round_timeout)
+
+    def _defaults(self) -> Dict[str, Dict[str, Any]]:
+        return {g: OmegaConf.to_container(self.cfg[g], resolve=True) for g in EDITABLE_GROUPS}
+
+    def _hand_edit(self, state: State, overrides: List[str]) -> Optional[Candidate]:
+        candidate, rejected = self.incumbent.hand_edit(state, overrides)
+        for bad in rejected:
+            self.journal.append("validation_error", round=state.next_round, author="human", group="pipeline",
+                                attempt=0, kind=bad.kind, error=bad.error)
+            self.console.say(f"hand edit in {bad.source} rejected: {bad.error}; the incumbent is restored", "red")
+        if candidate is not None:
+            self.console.say(f"hand edit found: training it as a round of its own ({candidate.rationale})", "cyan")
+        return candidate
+
+    # ------------------------------------------------------------------ one round
+    def _round(self, state: State, r: int, candidate: Candidate, trained: Optional[Dict[str, Any]] = None,
+               picked: Optional[Dict[str, Any]] = None, start: Optional[float] = None) -> None:
+        """Train (unless `trained` holds its finished metrics) and judge one candidate; `picked` says which of the
+        round's candidates it is, and how they all did."""
+        picked = picked or {}
+        changes = candidate.changes(state.incumbent["pipeline"] if state.incumbent else None)
+        if candidate.pipeline is None:  # no valid edit after the repairs: nothing is trained
+            llm = self._llm_usage(r)
+            self.journal.append("decision", round=r, author=candidate.author, group=candidate.group,
+                                decision="invalid", val_acc=None, delta=None, changes=[],
+                                summary={"diagnosis": "invalid"}, seconds=0.0, reason=candidate.rationale, llm=llm)
+            self.console.round(r, candidate.group, "no valid edit", None, None, "invalid", 0.0, None, llm,
+                               candidate.author)
+            return
+        if r not in state.proposals:
+            self.journal.append("proposal", round=r, **candidate.proposal(changes),
+                                **{k: v for k, v in picked.items() if k != "candidates"})
+            if candidate.author == "human":  # the edit now lives in the journal: incumbent/ shows the incumbent again
+                self.incumbent.sync(State.of(self.journal).incumbent, force=True)
+        start = start or time.perf_counter()
+        if trained is None:
+            self._warm_start(state, r, [candidate.pipeline])
+            trained = self._train(r, candidate.pipeline)
+        metrics = trained
+        val = metrics.get("best_val_acc") if metrics.get("status") == "ok" else None
+        loop = self.cfg.loop
+        verdict = decide(val, state.incumbent_val, loop.min_delta, loop.accept,
+                         self._evidence(r, state) if val is not None else None, loop.alpha)
+        if verdict.unproven:  # a gain the validation set cannot tell from noise: more seeds of both decide
+            pooled = self.confirmer.pooled(r, {"round": r, "pipeline": candidate.pipeline}, state.incumbent,
+                                           loop.confirm_seeds, self.budget.runs_left(state, r, start))
+            verdict = decide(val, state.incumbent_val, loop.min_delta, loop.accept, pooled, loop.alpha, pooled=True)
+        if r == 0 and val is not None and loop.noise_floor:
+            self.confirmer.noise_floor(candidate.pipeline, self.budget.runs_left(state, r, start))
+        seconds = round(time.perf_counter() - start, 1)  # confirmation runs included: they count against the budget
+        if verdict.decision == "kept":
+            self.incumbent.promote(r, candidate.pipeline, val)
+        elif loop.ensemble_top_k < 2 and (loop.average_top_k < 2 or parent_round(self.run_dir, r) is None):
+            # its checkpoint is no one's starting point, ensemble member nor soup ingredient (a warm-started round)
+            round_checkpoint(self.run_dir, r).unlink(missing_ok=True)
+        reason = None if val is not None else (metrics.get("error") or "no metrics.json written")
+        llm = self._llm_usage(r)
+        evidence = verdict.evidence.journal() if verdict.evidence else {}
+        self.journal.append("decision", round=r, author=candidate.author, group=candidate.group,
+                            decision=verdict.decision, val_acc=val, incumbent_val=state.incumbent_val,
+                            delta=verdict.delta, rule=verdict.rule, **{k: v for k, v in evidence.items() if k != "delta"},
+                            changes=changes, summary=curve_summary(metrics), seconds=seconds,
+                            reason=reason, config_sha=self.incumbent.config_sha(), llm=llm,
+                            **({"candidates": picked["candidates"]} if picked.get("candidates") else {}))
+        self.console.round(r, candidate.group, change_text(changes, metrics), val, verdict.delta, verdict.decision,
+                           seconds, reason, llm, candidate.author, verdict.evidence)
+        write_report(self.run_dir, State.of(self.journal))
+
+    def _trained(self, state: State, r: int) -> Optional[Dict[str, Any]]:
+        """The finished metrics of round r's chosen candidate (picked among several, then interrupted before the
+        decision): it is judged without training again. None: train it."""
+        metrics = round_dir(self.run_dir, r) / "metrics.json"
+        if state.proposals[r].get("of_candidates") and metrics.is_file():
+            return json.loads(metrics.read_text())
+        return None
+
+    def _round_of_candidates(self, state: State, r: int, candidates: List[Candidate]) -> None:
+        """Several edits of one group, trained at once (loop.executor); the best goes to the decision."""
+        start = time.perf_counter()
+        self._warm_start(state, r, [c.pipeline for c in candidates])
+        picked = train_candidates(self.run_dir, self.journal, self.console, state, r, candidates, self.cfg.loop,
+                                  self._train_config, self._run)
+        self._round(state, r, candidates[picked.index], picked.metrics, picked.journal(), start)
+
+    def _evidence(self, r: int, state: State) -> Optional[Evidence]:
+        """Round r against the incumbent, image by image on the validation split; None without both predictions."""
+        if state.incumbent is None:
+            return None
+        return self.confirmer.pooled(r, {"round": r, "pipeline": None}, state.incumbent, seeds=0)
+
+    def _train_config(self, pipeline: Dict[str, Dict], output_dir: Path) -> Dict[str, Any]:
+        return {**train_config(self.cfg, pipeline, output_dir),
+                "init_checkpoint": init_checkpoint(self.run_dir, pipeline, output_dir)}
+
+    def _warm_start(self, state: State, r: int, pipelines: List[Dict[str, Dict]]) -> None:
+        """trainer.warm_start: the incumbent's weights copied for round r, or one line saying why not."""
+        note = prepare(self.run_dir, r, pipelines, state.incumbent, self.incumbent.checkpoint, self.cfg.loop.folds)
+        if note:
+            self.journal.append("warm_start_skipped", round=r, reason=note)
+            self.console.say(f"round {r}: {note}", "yellow")
+
+    def _train_seed(self, pipeline: Dict[str, Dict], rd: Path, seed: int) -> Dict[str, Any]:
+        """A confirmation run: the pipeline with another seed, in its own folder."""
+        return self._run({**self._train_config(pipeline, rd), "seed": seed}, rd)
+
+    def _train(self, r: int, pipeline: Dict[str, Dict]) -> Dict[str, Any]:
+        rd = round_dir(self.run_dir, r)
+        return self._run(self._train_config(pipeline, rd), rd, live=self.cfg.hardware.progress_bar and
+                         sys.stdout.isatty(), keep={"llm", *INIT_FILES})
+
+    def _run(self, config: Dict[str, Any], rd: Path, live: bool = False, keep: frozenset = frozenset()):
+        """One scored training run: a process of its own, or one per fold under loop.folds."""
+        return scored_run(config, rd, self.cfg.loop.round_timeout, self.cfg.loop.folds, live, keep)
+
+    def _finish(self) -> Dict[str, Any]:
+        state = State.of(self.journal)
+        loop = self.cfg.loop
+        result = finish(self.run_dir, state, self.journal, self.incumbent, self._train_config,
+                        self.cfg.constraints.min_accuracy,
+                        EnsembleRule(loop.ensemble_top_k, loop.accept, loop.alpha, loop.min_delta,
+                                     loop.average_top_k))
+        write_report(self.run_dir, State.of(self.journal))
+        self.console.final(result, self.run_dir / "best", self.cfg.constraints.min_accuracy)
+        if result.get("llm_failed"):
+            self.console.llm_failed(result["llm_failed"], self.cfg.llm.fallback)
+        if result.get("llm_unusable"):
+            self.console.say(f"[bold yellow]warning: none of the {result['llm_unusable']['calls']} LLM replies was "
+                             f"usable, so the offline expert played every role; see the rejections above (a larger "
+                             f"model, or llm.max_tokens for cut-off replies)[/]")
+        return result

@@ -1,0 +1,169 @@
+"""What a person reads after (and during) a run: report.md with the round table, its plots and the test split."""
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from improve.config.paths import round_dir
+from improve.refine.console import AVERAGED, ensemble_line
+from improve.refine.console import short as _short
+
+
+def _cell(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def write_report(run_dir: Path, state) -> Path:
+    """report.md: the run's round table and its outcome (rewritten after every round)."""
+    lines = [f"# Refinement run `{run_dir.name}`", ""]
+    profile = state.profile or {}
+    if profile:
+        lines += [f"Dataset **{profile.get('name')}**: {profile.get('train_images')} training images, "
+                  f"{profile.get('num_classes')} classes, {profile.get('channels')} channel(s)."
+                  + (f" Description: {profile.get('description')}" if profile.get("description") else ""), ""]
+    if state.incumbent:
+        inc = state.incumbent
+        lines.append(f"Incumbent: round {inc['round']}, validation accuracy **{inc['val_acc']:.4f}**.")
+    if state.final and state.final.get("test_acc") is not None:
+        lines.append(f"Final test accuracy of the incumbent (evaluated once, at the end): "
+                     f"**{state.final['test_acc']:.4f}**, {state.final['val_acc'] - state.final['test_acc']:+.4f} "
+                     f"below its selected validation accuracy"
+                     + (f" (the first pipeline, round 0: {state.final['round0_test_acc']:.4f})."
+                        if state.final.get("round0_test_acc") is not None else "."))
+    if state.final and state.final.get("average"):
+        text = ensemble_line(state.final["average"], state.final.get("single_test_acc"), AVERAGED)
+        lines += ["", "Weight averaging (loop.average_top_k): " + re.sub(r"\[/?[a-z]*\]", "", text) + "."]
+    if state.final and state.final.get("ensemble"):
+        text = ensemble_line(state.final["ensemble"], state.final.get("single_test_acc"))
+        lines += ["", "Ensemble (loop.ensemble_top_k): " + re.sub(r"\[/?[a-z]*\]", "", text) + "."]
+    if state.noise_floor:
+        nf = state.noise_floor
+        lines += ["", f"Noise floor: round 0's pipeline trained again with another seed moved validation accuracy by "
+                      f"{nf['delta']:+.4f} (95% interval [{nf['delta_interval'][0]:+.4f}, "
+                      f"{nf['delta_interval'][1]:+.4f}]; {nf['wins'] + nf['losses']} of {nf['n']} images changed)."]
+    if state.folds >= 2:
+        lines += ["", f"Scoring: {state.folds}-fold cross-validation (loop.folds): each round trained {state.folds} "
+                      f"times, its validation accuracy and evidence from the pooled out-of-fold predictions of every "
+                      f"train+validation image; its checkpoint is fold 0's model."]
+    if state.confirmations:
+        rounds = sorted({c["round"] for c in state.confirmations})
+        lines += ["", f"Extra training runs (seed confirmations, noise floor): {len(state.confirmations)}, in round(s) "
+                      f"{', '.join(map(str, rounds))}; they count against loop.rounds and loop.time_budget."]
+    for cut in state.confirmation_cuts:
+        lines.append(f"- round {cut['round']}: confirmation cut to {cut['seeds']} of {cut['wanted']} seeds "
+                     f"(the budget had {cut['runs_left']} training runs left).")
+    if state.warm_start_skips:
+        lines += ["", "Warm starts that could not happen (these rounds trained from scratch):"]
+        lines += [f"- round {e['round']}: {e['reason']}" for e in state.warm_start_skips]
+    rules = sorted({d.get("rule") for d in state.decisions.values() if d.get("rule")})
+    if rules:
+        lines += ["", f"Decision rule: {', '.join(rules)}. Δ is the candidate's validation accuracy minus the "
+                      f"incumbent's, with its 95% interval and the one-sided exact McNemar p-value, both from the "
+                      f"same validation images (greedy keeps any gain; paired only a significant one)."]
+    lines += ["", "| round | author | group | change | rationale | val acc | Δ | decision | seconds | tokens | cost |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(state.decisions):
+        d, p = state.decisions[r], state.proposals.get(r, {})
+        val = f"{d['val_acc']:.4f}" if d["val_acc"] is not None else "-"
+        delta = f"{d['delta']:+.4f}" if d["delta"] is not None else "-"
+        if d.get("delta_interval"):
+            low, high = d["delta_interval"]
+            delta += f" [{low:+.3f}, {high:+.3f}], p {d['p_value']:.2f}"
+        decision = d["decision"] + (f" ({_short(d['reason'], 120)})" if d.get("reason") else "")
+        if d.get("candidates"):  # loop.candidates: the best of several edits of the group was judged
+            vals = ", ".join(f"{c['val_acc']:.4f}" if c["val_acc"] is not None else "failed" for c in d["candidates"])
+            decision += f"; best of {len(d['candidates'])} candidates ({vals})"
+        lines.append(f"| {r} | {d['author']} | {d['group']} | {_cell('; '.join(d['changes'])[:300] or '-')} | "
+                     f"{_cell(_short(p.get('rationale') or d.get('reason') or '', 160))} | {val} | {delta} | "
+                     f"{_cell(decision)} | {d['seconds']} | {_tokens(d)} | {_cost(d)} |")
+    if state.final and state.final.get("llm"):
+        t = state.final["llm"]
+        lines += ["", f"LLM use: {t['calls']} calls, {t['input_tokens']:,} input and {t['output_tokens']:,} output "
+                      f"tokens, ${t['cost_usd']:.4f}."]
+    lines += _llm_trouble(state)
+    lines += _pictures(run_dir, state)
+    path = run_dir / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _pictures(run_dir: Path, state) -> list:
+    """PNG files next to report.md, and the sections that show them."""
+    from improve.results import plots
+
+    lines = []
+    decisions = list(state.decisions.values())
+    if decisions:
+        plots.rounds_plot(decisions, run_dir / "rounds.png", state.noise_floor)
+        lines += ["", "## Validation accuracy per round", "", "![validation accuracy per round](rounds.png)"]
+    if state.incumbent:
+        r = state.incumbent["round"]
+        metrics_file = round_dir(run_dir, r) / "metrics.json"
+        if metrics_file.is_file() and plots.curves_plot(json.loads(metrics_file.read_text()),
+                                                        f"round {r} (best)", run_dir / "curves.png"):
+            lines += ["", f"## Learning curves of the best round ({r})", "", "![learning curves](curves.png)"]
+    predictions = run_dir / "test_predictions.json"
+    if predictions.is_file():
+        p = json.loads(predictions.read_text())
+        classes = p["classes"]
+        matrix = plots.confusion(p["y_true"], p["y_pred"], len(classes))
+        plots.confusion_plot(matrix, classes, run_dir / "confusion.png")
+        lines += ["", f"## Test split: accuracy {p['acc']:.4f}", "", "![confusion matrix](confusion.png)", "",
+                  "| class | test images | accuracy |", "|---|---|---|"]
+        for i, name in enumerate(classes):
+            total = int(matrix[i].sum())
+            acc = f"{matrix[i, i] / total:.4f}" if total else "-"
+            lines.append(f"| {_cell(name)} | {total} | {acc} |")
+    return lines
+
+
+def main(argv=None) -> None:
+    """python -m improve.report <run dir>: rebuild report.md and its PNGs from the run directory alone."""
+    import sys
+
+    from improve.config.command_line import wants_help
+    from improve.refine.journal import Journal, State
+
+    args = sys.argv[1:] if argv is None else list(argv)
+    wants_help(args, "usage: python -m improve.report <run dir>: rebuild report.md and its PNGs from the run directory")
+    if len(args) != 1:
+        raise SystemExit("usage: python -m improve.report <run dir>")
+    run_dir = Path(args[0])
+    journal = run_dir / "journal.jsonl"
+    if not journal.is_file():
+        raise SystemExit(f"{run_dir} holds no journal.jsonl: give the directory of a `python -m improve` run")
+    print(write_report(run_dir, State(Journal(journal).events())))
+
+
+def _tokens(decision: dict) -> str:
+    llm = decision.get("llm") or {}
+    if not llm.get("calls"):
+        return "-"
+    trouble = [f"{llm[k]} {word}" for k, word in (("failed", "failed"), ("fallbacks", "fell back")) if llm.get(k)]
+    return f"{llm['input_tokens'] + llm['output_tokens']:,}" + (f" ({', '.join(trouble)})" if trouble else "")
+
+
+def _llm_trouble(state) -> list:
+    """A table of every LLM call that failed or whose answer the offline expert gave instead."""
+    if not state.llm_trouble:
+        return []
+    lines = ["", "## LLM calls that failed or fell back to the offline expert", "",
+             "| round | role | what happened |", "|---|---|---|"]
+    for e in state.llm_trouble:
+        what = (f"fell back ({e['fallback']}): {e['error']}" if e["event"] == "llm_fallback"
+                else f"{e.get('error_kind') or ('refused' if e.get('permanent') else 'failed')}: {e['error']}")
+        lines.append(f"| {e['round']} | {e['role']} | {_cell(_short(what, 300))} |")
+    failed = (state.final or {}).get("llm_failed")
+    if failed:
+        lines += ["", f"**Every one of the {failed['calls']} LLM calls failed: the offline expert played every "
+                      f"role.**"]
+    return lines
+
+
+def _cost(decision: dict) -> str:
+    llm = decision.get("llm") or {}
+    return f"${llm['cost_usd']:.4f}" if llm.get("calls") else "-"
+
+
+if __name__ == "__main__":
+    main()
