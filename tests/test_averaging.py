@@ -8,8 +8,8 @@ import pytest
 import torch
 from rich.console import Console
 
-from improve.final import soup as averaging
-from improve.final.ensemble import EnsembleRule
+from improve.final import soup
+from improve.final.end_of_run import EndOfRun
 from improve.final.finish import finish
 from improve.pipeline.inference import Predictor, predict_split, split_images
 from improve.refine.journal import Journal, State
@@ -17,7 +17,7 @@ from improve.refine.loop import Refinement
 
 from .conftest import LOOP_FAST, compose
 
-KEEP_ANY = EnsembleRule(top_k=0, rule="greedy", min_delta=-1.0, average_top_k=3)  # keeps whatever it scores
+KEEP_ANY = EndOfRun(ensemble_top_k=0, accept="greedy", min_delta=-1.0, average_top_k=3)  # keeps whatever it scores
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def chained_run(tmp_path_factory):
 
 def _state_with_incumbent(run, loop, r):
     """The run's state as if round r (warm-started) were the incumbent, its checkpoint that round's, and every round
-    had scored alike (1-epoch rounds differ by more than averaging.WITHIN)."""
+    had scored alike (1-epoch rounds differ by more than soup.WITHIN)."""
     state = State.of(loop.journal)
     d = state.decisions[r]
     for other in state.decisions.values():
@@ -48,30 +48,30 @@ def _state_with_incumbent(run, loop, r):
 def test_the_lineage_follows_each_rounds_parent_back_to_round_0(chained_run):
     run, loop, _, _ = chained_run
     state, ckpt = _state_with_incumbent(run, loop, 2)
-    members = averaging.lineage(state, run, ckpt, 5)
+    members = soup.lineage(state, run, ckpt, 5)
     parent = json.loads((run / "rounds" / "02" / "init.json").read_text())["from_round"]
     assert [r for r, _ in members][:2] == [2, parent] and members[-1][0] == 0
     assert members[1][1] == run / "rounds" / "02" / "init.ckpt"  # the parent's weights as round 2 began
-    assert len(averaging.lineage(state, run, ckpt, 1)) == 1
+    assert len(soup.lineage(state, run, ckpt, 1)) == 1
     state.proposals[parent]["pipeline"]["augment"]["image_size"] = 64  # another image size ends the lineage
-    assert [r for r, _ in averaging.lineage(state, run, ckpt, 5)] == [2]
+    assert [r for r, _ in soup.lineage(state, run, ckpt, 5)] == [2]
     state, _ = _state_with_incumbent(run, loop, 2)
     state.proposals[2]["pipeline"]["trainer"]["warm_start"] = False  # round 2 would have trained from scratch
-    assert [r for r, _ in averaging.lineage(state, run, ckpt, 5)] == [2]
+    assert [r for r, _ in soup.lineage(state, run, ckpt, 5)] == [2]
     state, _ = _state_with_incumbent(run, loop, 2)
-    state.decisions[parent]["val_acc"] -= averaging.WITHIN + 0.01  # a much weaker ancestor is left out
-    assert [r for r, _ in averaging.lineage(state, run, ckpt, 5)] == [2]
+    state.decisions[parent]["val_acc"] -= soup.WITHIN + 0.01  # a much weaker ancestor is left out
+    assert [r for r, _ in soup.lineage(state, run, ckpt, 5)] == [2]
 
 
 def test_weights_are_averaged_and_batchnorm_statistics_recomputed(chained_run, tmp_path):
     run, loop, _, _ = chained_run
     state, ckpt = _state_with_incumbent(run, loop, 2)
-    members = averaging.lineage(state, run, ckpt, 2)
-    config = loop._train_config(state.incumbent["pipeline"], run / "best")
+    members = soup.lineage(state, run, ckpt, 2)
+    config = loop.runner.config(state.incumbent["pipeline"], run / "best")
     from omegaconf import OmegaConf
 
     config = OmegaConf.create(config)
-    path = averaging.average(members, config, tmp_path / "avg", split_images(config, "train")[0])
+    path = soup.average(members, config, tmp_path / "avg", split_images(config, "train")[0])
     states = [torch.load(c, map_location="cpu", weights_only=True)["state_dict"] for _, c in members]
     averaged = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
     conv = next(k for k, v in averaged.items() if k.endswith("weight") and v.dim() == 4)
@@ -86,7 +86,7 @@ def test_checkpoints_of_different_models_are_refused_with_the_fix(chained_run, t
     other = tmp_path / "other.ckpt"
     torch.save({"state_dict": {"net.fc.weight": torch.zeros(2, 2)}}, other)
     with pytest.raises(ValueError, match="loop.average_top_k=0"):
-        averaging.mean_state([good, other])
+        soup.mean_state([good, other])
 
 
 def test_kept_averaged_weights_are_the_final_model_tested_predicted_and_reported(chained_run, tmp_path):
@@ -94,7 +94,7 @@ def test_kept_averaged_weights_are_the_final_model_tested_predicted_and_reported
     state, ckpt = _state_with_incumbent(run, loop, 2)
     loop.incumbent.checkpoint.write_bytes(ckpt.read_bytes())  # incumbent/ holds round 2's weights
     journal = Journal(run / "journal.jsonl")
-    result = finish(run, state, journal, loop.incumbent, loop._train_config, 0.0, KEEP_ANY)
+    result = finish(run, state, journal, loop.incumbent, loop.runner.config, 0.0, KEEP_ANY)
     assert result["average"]["decision"] == "kept" and result["average"]["members"][0] == 2
     assert len(result["average"]["delta_interval"]) == 2 and "checkpoint" not in result["average"]
     assert json.loads((run / "best" / "averaged" / "averaged.json").read_text())["members"] == \
@@ -115,11 +115,11 @@ def test_nothing_is_averaged_when_off_or_without_a_warm_started_incumbent(chaine
     run, loop, _, _ = chained_run
     state, ckpt = _state_with_incumbent(run, loop, 2)
     off = dataclasses.replace(KEEP_ANY, average_top_k=1)  # loop.average_top_k=1: off
-    assert averaging.judge(state, run, ckpt, off, loop._train_config) is None
+    assert soup.judge(state, run, ckpt, off, loop.runner.config) is None
     state, ckpt = _state_with_incumbent(run, loop, 0)  # round 0 trained from scratch: no ancestor
     for proposal in state.proposals.values():  # ... and no round continued from its weights
         proposal["pipeline"]["trainer"]["warm_start"] = False
-    assert averaging.judge(state, run, ckpt, KEEP_ANY, loop._train_config) is None
+    assert soup.judge(state, run, ckpt, KEEP_ANY, loop.runner.config) is None
     assert not (run / "best" / "averaged").exists()
 
 
@@ -130,8 +130,8 @@ def test_an_averaging_that_fails_is_skipped_with_the_reason_and_the_run_keeps_it
     def broken(*args, **kwargs):
         raise RuntimeError("out of memory while recomputing BatchNorm")
 
-    monkeypatch.setattr(averaging, "average", broken)
-    judged = averaging.judge(state, run, ckpt, KEEP_ANY, loop._train_config)
+    monkeypatch.setattr(soup, "average", broken)
+    judged = soup.judge(state, run, ckpt, KEEP_ANY, loop.runner.config)
     assert judged["decision"] == "skipped" and "out of memory" in judged["reason"]
     assert "loop.average_top_k=0" in judged["reason"] and not (run / "best" / "averaged").exists()
     from improve.refine.console import AVERAGED, ensemble_line
@@ -144,7 +144,7 @@ def test_rounds_that_continued_from_the_incumbent_join_its_soup(chained_run):
     state, ckpt = _state_with_incumbent(run, loop, 0)  # round 0 has no ancestor, but rounds continued from it
     children = [r for r in (1, 2) if json.loads((run / "rounds" / f"{r:02d}" / "init.json").read_text())
                 ["from_round"] == 0]
-    judged = averaging.judge(state, run, ckpt, KEEP_ANY, loop._train_config)
+    judged = soup.judge(state, run, ckpt, KEEP_ANY, loop.runner.config)
     assert children and judged["tried"][0] == 0 and set(children) <= set(judged["tried"])
     assert judged["decision"] == "kept" and judged["members"] == judged["tried"]
 
@@ -153,7 +153,7 @@ def test_an_ingredient_that_lowers_validation_accuracy_stays_out_of_the_soup(cha
     run, loop, _, _ = chained_run
     state, ckpt = _state_with_incumbent(run, loop, 2)
     strict = dataclasses.replace(KEEP_ANY, min_delta=1.0)  # no average can gain a whole 1.0 of accuracy
-    judged = averaging.judge(state, run, ckpt, strict, loop._train_config)
+    judged = soup.judge(state, run, ckpt, strict, loop.runner.config)
     assert judged["decision"] == "reverted" and judged["members"] == [2] and len(judged["tried"]) >= 2
     assert not (run / "best" / "averaged").exists()
     from improve.refine.console import AVERAGED, ensemble_line
@@ -176,7 +176,7 @@ def test_reverted_warm_started_rounds_keep_their_weights_for_the_soup_until_the_
 def test_a_soup_that_fails_part_way_keeps_what_joined_before_and_says_where_it_stopped(chained_run, monkeypatch):
     run, loop, _, _ = chained_run
     state, ckpt = _state_with_incumbent(run, loop, 2)  # round 2 and its ancestors back to round 0: two tries
-    real, calls = averaging.average, []
+    real, calls = soup.average, []
 
     def fails_on_the_second_try(*args, **kwargs):
         calls.append(args[0])
@@ -184,8 +184,8 @@ def test_a_soup_that_fails_part_way_keeps_what_joined_before_and_says_where_it_s
             raise RuntimeError("out of memory while recomputing BatchNorm")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(averaging, "average", fails_on_the_second_try)
-    judged = averaging.judge(state, run, ckpt, KEEP_ANY, loop._train_config)
+    monkeypatch.setattr(soup, "average", fails_on_the_second_try)
+    judged = soup.judge(state, run, ckpt, KEEP_ANY, loop.runner.config)
     assert len(calls) == 2 and judged["decision"] == "kept" and len(judged["members"]) == 2
     assert "out of memory" in judged["stopped"] and f"round {calls[1][-1][0]}" in judged["stopped"]
     assert (run / "best" / "averaged" / "best.ckpt").is_file()

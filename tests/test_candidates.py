@@ -8,6 +8,7 @@ from rich.console import Console
 from improve.refine.executors import resources, share_hardware
 from improve.refine.journal import Journal, State
 from improve.refine.loop import Refinement
+from improve.refine.runner import Runner
 
 from .conftest import decisions, run_cli
 
@@ -23,7 +24,7 @@ def test_candidates_share_the_threads_and_the_gpus_of_this_machine():
 
 def test_an_interrupted_round_trains_only_its_unfinished_candidate_on_resume(tmp_path, compose_loop, monkeypatch):
     cfg = compose_loop("loop.rounds=1", "loop.candidates=2")
-    real = Refinement._run
+    real = Runner.run
     trained = []
 
     def interrupted(self, config, rd, **kw):
@@ -35,7 +36,7 @@ def test_an_interrupted_round_trains_only_its_unfinished_candidate_on_resume(tmp
         trained.append(str(rd.relative_to(self.run_dir)))
         return real(self, config, rd, **kw)
 
-    monkeypatch.setattr(Refinement, "_run", interrupted)
+    monkeypatch.setattr(Runner, "run", interrupted)
     with pytest.raises(KeyboardInterrupt):
         Refinement(cfg, tmp_path / "run", console=Console(file=io.StringIO(), width=250)).run()
     state = State(Journal(tmp_path / "run" / "journal.jsonl").events())
@@ -46,7 +47,7 @@ def test_an_interrupted_round_trains_only_its_unfinished_candidate_on_resume(tmp
         trained.append(str(rd.relative_to(self.run_dir)))
         return real(self, config, rd, **kw)
 
-    monkeypatch.setattr(Refinement, "_run", counted)
+    monkeypatch.setattr(Runner, "run", counted)
     trained.clear()
     out = io.StringIO()
     Refinement(cfg, tmp_path / "run", console=Console(file=out, width=250)).run()

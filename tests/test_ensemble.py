@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from improve.final.ensemble import EnsembleRule, judge
+from improve.final.end_of_run import EndOfRun
+from improve.final.ensemble import judge
 from improve.pipeline.inference import EnsemblePredictor, Predictor, predict_split
 from improve.refine.journal import Journal, State
 from improve.refine.loop import Refinement
@@ -40,8 +41,8 @@ def test_the_ensemble_is_judged_on_the_validation_images_and_shown(ensembled_run
 def test_a_kept_ensemble_averages_its_members_and_is_what_predict_and_export_use(ensembled_run):
     run, loop, _, _ = ensembled_run
     state = State.of(loop.journal)
-    keep_any = EnsembleRule(top_k=3, rule="greedy", min_delta=-1.0)  # keeps whatever it scores
-    judged = judge(state, run, loop.incumbent.checkpoint, keep_any, loop._train_config)
+    keep_any = EndOfRun(ensemble_top_k=3, accept="greedy", min_delta=-1.0)  # keeps whatever it scores
+    judged = judge(state, run, loop.incumbent.checkpoint, keep_any, loop.runner.config)
     assert judged["decision"] == "kept"
     predictor = Predictor.from_run(run)
     assert isinstance(predictor, EnsemblePredictor) and len(predictor.members) == len(judged["members"])

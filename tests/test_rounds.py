@@ -16,8 +16,8 @@ def test_unguarded_script_gets_a_round_error_that_names_the_main_guard(tmp_path,
     script = tmp_path / "unguarded.py"
     script.write_text(
         "from pathlib import Path\nfrom omegaconf import OmegaConf\n"
-        "from improve.rounds import train_config, train_in_process\n"
-        "from improve.train import compose_config\n"
+        "from improve.pipeline.process import train_in_process\nfrom improve.refine.runner import train_config\n"
+        "from improve.config.compose import compose_config\n"
         f"cfg = compose_config('train', ['model.name=test_resnet', 'dataset.max_train=100', 'trainer.epochs=1',"
         f" 'hardware=cpu'], Path({str(tmp_path / 'round')!r}), Path({str(cache_dir)!r}))\n"
         "pipeline = {g: OmegaConf.to_container(cfg[g]) for g in ('augment', 'model', 'trainer')}\n"
@@ -35,7 +35,7 @@ def test_round_server_preload_leaves_cuda_untouched_so_forked_rounds_can_use_it(
              "real = torch._C._cuda_getDeviceCount\n"
              "torch._C._cuda_getDeviceCount = lambda: calls.append(1) or real()\n"
              "import importlib\n"
-             "from improve.rounds import PRELOAD\n"
+             "from improve.pipeline.process import PRELOAD\n"
              "for name in PRELOAD: importlib.import_module(name)\n"
              "print('cuda queries', len(calls), 'initialized', torch.cuda.is_initialized())\n")
     proc = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)

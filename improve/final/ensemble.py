@@ -10,7 +10,7 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
 import yaml
 from omegaconf import OmegaConf
@@ -18,20 +18,9 @@ from omegaconf import OmegaConf
 from improve.config.paths import round_checkpoint, round_dir
 from improve.files import atomic_copy
 from improve.pipeline.inference import EnsemblePredictor, Predictor, predict_split
-from improve.refine.decide import Verdict, decide, paired_evidence
+from improve.final.end_of_run import EndOfRun
 from improve.refine.journal import State
-
-
-@dataclass
-class EnsembleRule:
-    """How the run judges its end-of-run combinations (averaged weights, an ensemble): their sizes and the
-    acceptance rule in force."""
-
-    top_k: int
-    rule: str = "greedy"
-    alpha: float = 0.05
-    min_delta: float = 0.0
-    average_top_k: int = 0  # loop.average_top_k: at most this many rounds in the weight soup made first
+from improve.refine.runner import Runner
 
 
 @dataclass
@@ -42,11 +31,10 @@ class Member:
     val_acc: float
 
 
-def pick_members(state: State, run_dir: Path, incumbent_checkpoint: Path, k: int,
-                 train_config: Callable[[Dict[str, Dict], Path], Dict[str, Any]]) -> List[Member]:
+def pick_members(state: State, run_dir: Path, incumbent_checkpoint: Path, k: int, runner: Runner) -> List[Member]:
     """The incumbent, then the best other finished rounds with a checkpoint and the incumbent's geometry."""
     inc = state.incumbent
-    first = Member(inc["round"], train_config(inc["pipeline"], run_dir / "best"), incumbent_checkpoint,
+    first = Member(inc["round"], runner.config(inc["pipeline"], run_dir / "best"), incumbent_checkpoint,
                    inc["val_acc"])
     size = first.config["augment"]["image_size"]
     others = sorted((d for r, d in state.decisions.items() if r != inc["round"] and d.get("val_acc") is not None),
@@ -59,7 +47,7 @@ def pick_members(state: State, run_dir: Path, incumbent_checkpoint: Path, k: int
         checkpoint = round_checkpoint(run_dir, r)
         pipeline = state.proposals.get(r, {}).get("pipeline")
         if pipeline and checkpoint.is_file() and pipeline["augment"]["image_size"] == size:
-            members.append(Member(r, train_config(pipeline, round_dir(run_dir, r)), checkpoint,
+            members.append(Member(r, runner.config(pipeline, round_dir(run_dir, r)), checkpoint,
                                   d["val_acc"]))
     return members
 
@@ -68,25 +56,25 @@ def predictor(members: List[Member]) -> EnsemblePredictor:
     return EnsemblePredictor([Predictor(OmegaConf.create(m.config), m.checkpoint) for m in members])
 
 
-def judge(state: State, run_dir: Path, incumbent_checkpoint: Path, rule: EnsembleRule,
-          train_config: Callable[[Dict[str, Dict], Path], Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+def judge(state: State, run_dir: Path, incumbent_checkpoint: Path, rule: EndOfRun,
+          runner: Runner) -> Optional[Dict[str, Any]]:
     """Build and judge the ensemble; write best/ensemble/ when it is kept. Returns the journal fields, or None when
     ensembling is off."""
     out = run_dir / "best" / "ensemble"
     shutil.rmtree(out, ignore_errors=True)  # a resumed run judges again from scratch
-    if rule.top_k < 2 or state.incumbent is None:
+    if rule.ensemble_top_k < 2 or state.incumbent is None:
         return None
     if state.folds >= 2:
         return {"decision": "skipped", "reason": "loop.folds scores rounds by cross-validation: no single "
                                                  "validation split to judge an ensemble on"}
-    members = pick_members(state, run_dir, incumbent_checkpoint, rule.top_k, train_config)
+    members = pick_members(state, run_dir, incumbent_checkpoint, rule.ensemble_top_k, runner)
     if len(members) < 2:
         return {"decision": "skipped", "members": [m.round for m in members],
                 "reason": "no other finished round with the incumbent's image size to ensemble with"}
     config = OmegaConf.create(members[0].config)
     single = predict_split(config, incumbent_checkpoint, "val")
     ensemble = predict_split(config, None, "val", predictor(members))
-    verdict, fields = against_single(ensemble, single, rule)
+    verdict, fields = rule.against_single(ensemble, single)
     if verdict.decision == "kept":
         for m in members:
             folder = out / f"{m.round:02d}"
@@ -97,16 +85,3 @@ def judge(state: State, run_dir: Path, incumbent_checkpoint: Path, rule: Ensembl
                                                        "val_acc": ensemble["acc"]}, indent=1))
     return {"decision": verdict.decision, "members": [m.round for m in members],
             "member_val_acc": [m.val_acc for m in members], **fields}
-
-
-def against_single(combined: Dict[str, Any], single: Dict[str, Any], rule: EnsembleRule) -> Tuple[Verdict, Dict]:
-    """A combination of rounds (averaged predictions or weights) against the incumbent alone, on the same validation
-    images under the run's rule (`confirm` judges as `paired`: a combination has no seed to retrain). Returns the
-    verdict and its journal fields."""
-    truth = single["y_true"]
-    evidence = paired_evidence([p == t for p, t in zip(combined["y_pred"], truth)],
-                               [p == t for p, t in zip(single["y_pred"], truth)])
-    verdict = decide(combined["acc"], single["acc"], rule.min_delta, "paired" if rule.rule == "confirm" else rule.rule,
-                     evidence, rule.alpha)
-    return verdict, {"val_acc": round(combined["acc"], 4), "single_val_acc": round(single["acc"], 4),
-                     "delta": verdict.delta, "rule": verdict.rule, **evidence.journal()}

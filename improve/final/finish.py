@@ -1,41 +1,42 @@
 """The end of a refinement run: the incumbent alone is evaluated on the test split, then exported."""
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Dict, Optional
 
 import yaml
 from omegaconf import OmegaConf
 
 from improve.config.paths import round_checkpoint
 from improve.files import atomic_copy, write_json
-from improve.final import soup as averaging
-from improve.final.ensemble import EnsembleRule, judge
+from improve.final import soup
+from improve.final.end_of_run import EndOfRun
+from improve.final.ensemble import judge
 from improve.pipeline.inference import Predictor, predict_split
 from improve.refine.incumbent import IncumbentDir
 from improve.refine.journal import Journal, State
+from improve.refine.runner import Runner
 from improve.results.export import export
 
 
 def finish(run_dir: Path, state: State, journal: Journal, incumbent: IncumbentDir,
-           train_config: Callable[[Dict[str, Dict], Path], Dict[str, Any]], min_accuracy: float,
-           ensemble: Optional[EnsembleRule] = None) -> Dict[str, Any]:
+           runner: Runner, min_accuracy: float, ensemble: Optional[EndOfRun] = None) -> Dict[str, Any]:
     """Test the final model once (the incumbent; its weights averaged with its warm-start ancestors', then an
     ensemble of the best rounds, each when `ensemble` asks for it and it wins on validation), write best/ and
     test_predictions.json, export; journal and return the `end` event.
 
-    `train_config(pipeline, output_dir)` makes the complete train.yaml of a pipeline for this run."""
+    `runner.config(pipeline, output_dir)` makes the complete train config of a pipeline for this run."""
     inc = state.incumbent
     result: Dict[str, Any] = {"rounds": len(state.decisions), "incumbent_round": None, "val_acc": None,
                               "test_acc": None}
     if inc is not None:
         best = run_dir / "best"
         best.mkdir(exist_ok=True)
-        train_cfg = train_config(inc["pipeline"], best)
+        train_cfg = runner.config(inc["pipeline"], best)
         (best / "config.yaml").write_text(
             "# The best pipeline of this run; retrain it with\n"
             f"#   python -m improve.train --config-path={best.resolve()} --config-name=config\n"
             + yaml.safe_dump({**train_cfg, "test": True}, sort_keys=False))
         atomic_copy(incumbent.checkpoint, best / "best.ckpt")
-        averaged = averaging.judge(state, run_dir, incumbent.checkpoint, ensemble, train_config) if ensemble else None
+        averaged = soup.judge(state, run_dir, incumbent.checkpoint, ensemble, runner) if ensemble else None
         averaged_checkpoint = averaged.pop("checkpoint", None) if averaged else None  # only when kept
         if averaged:
             journal.append("average", **averaged)
@@ -45,12 +46,12 @@ def finish(run_dir: Path, state: State, journal: Journal, incumbent: IncumbentDi
             atomic_copy(Path(averaged_checkpoint), best / "best.ckpt")
             Path(averaged_checkpoint).unlink()
         test = predict_split(OmegaConf.create(train_cfg), best / "best.ckpt")
-        judged = judge(state, run_dir, best / "best.ckpt", ensemble, train_config) if ensemble else None
+        judged = judge(state, run_dir, best / "best.ckpt", ensemble, runner) if ensemble else None
         if judged:
             journal.append("ensemble", **judged)
             result["ensemble"] = judged
-        if ensemble is None or ensemble.top_k < 2:  # the reverted rounds' weights served the soup only
-            averaging.release(state, run_dir)
+        if ensemble is None or ensemble.ensemble_top_k < 2:  # the reverted rounds' weights served the soup only
+            soup.release(state, run_dir)
         if judged and judged["decision"] == "kept":  # the ensemble is the final model: tested, exported, predicts
             result.setdefault("single_test_acc", round(test["acc"], 4))
             test = predict_split(OmegaConf.create(train_cfg), None, "test", Predictor.from_run(run_dir))
@@ -58,7 +59,7 @@ def finish(run_dir: Path, state: State, journal: Journal, incumbent: IncumbentDi
         first_ckpt = round_checkpoint(run_dir, 0)
         if inc["round"] != 0 and 0 in state.proposals and first_ckpt.is_file():
             # reported, never used for selection: how much the refinement gained over the first pipeline
-            first_cfg = OmegaConf.create(train_config(state.proposals[0]["pipeline"], best))
+            first_cfg = OmegaConf.create(runner.config(state.proposals[0]["pipeline"], best))
             result["round0_test_acc"] = round(predict_split(first_cfg, first_ckpt)["acc"], 4)
         else:
             result["round0_test_acc"] = round(test["acc"], 4) if inc["round"] == 0 else None

@@ -17,16 +17,17 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 from omegaconf import OmegaConf
 
 from improve.config.paths import round_checkpoint, round_dir
-from improve.final.ensemble import EnsembleRule, against_single
+from improve.final.end_of_run import EndOfRun
 from improve.pipeline.inference import Predictor, as_tensor, predict_split, split_images
 from improve.refine.journal import State
+from improve.refine.runner import Runner
 from improve.refine.warm_start import init_checkpoint, parent_round
 
 BN_BATCH = 128  # training images per forward pass while BatchNorm statistics are recomputed
@@ -162,8 +163,8 @@ def _failure(err: BaseException) -> str:
     return f"{type(err).__name__}: {str(err)[:300]}"
 
 
-def judge(state: State, run_dir: Path, incumbent_checkpoint: Path, rule: EnsembleRule,
-          train_config: Callable[[Dict[str, Dict], Path], Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+def judge(state: State, run_dir: Path, incumbent_checkpoint: Path, rule: EndOfRun,
+          runner: Runner) -> Optional[Dict[str, Any]]:
     """Make the incumbent's greedy soup (rule.average_top_k rounds at most) and judge it; the journal fields (with
     `checkpoint` when kept), or None when averaging is off or there is nothing to average (a run without
     warm-started rounds)."""
@@ -179,7 +180,7 @@ def judge(state: State, run_dir: Path, incumbent_checkpoint: Path, rule: Ensembl
                                                                       or 0.0))
     ingredients = ingredients[:TRIALS * rule.average_top_k]  # bounded work: each try recomputes BatchNorm
     tried = [r for r, _ in ingredients]
-    config = OmegaConf.create(train_config(state.incumbent["pipeline"], Path(run_dir) / "best"))
+    config = OmegaConf.create(runner.config(state.incumbent["pipeline"], Path(run_dir) / "best"))
     single = predict_split(config, incumbent_checkpoint, "val")
     try:
         made = soup(ingredients, config, out, single, rule.average_top_k, rule.min_delta)
@@ -187,7 +188,7 @@ def judge(state: State, run_dir: Path, incumbent_checkpoint: Path, rule: Ensembl
         shutil.rmtree(out, ignore_errors=True)
         return {"decision": "skipped", "members": tried,
                 "reason": f"{_failure(err)} (set loop.average_top_k=0 to skip averaging)"}
-    verdict, fields = against_single(made.scored, single, rule)
+    verdict, fields = rule.against_single(made.scored, single)
     kept = verdict.decision == "kept" and made.checkpoint is not None  # no ingredient joined: the incumbent alone
     judged = {"decision": "kept" if kept else "reverted", "members": [r for r, _ in made.members], "tried": tried,
               **fields, **({"stopped": made.stopped} if made.stopped else {})}

@@ -11,12 +11,13 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List
+from typing import Any, Dict, List
 
 from improve.config.paths import round_dir
 from improve.refine.console import LoopConsole
 from improve.refine.executors import Job, run_local, run_ray
 from improve.refine.journal import Journal, State
+from improve.refine.runner import Runner
 from improve.refine.proposals import Candidate
 
 
@@ -48,8 +49,7 @@ def _adopt(rd: Path, chosen: Path) -> None:
 
 
 def train_candidates(run_dir: Path, journal: Journal, console: LoopConsole, state: State, r: int,
-                     candidates: List[Candidate], loop, train_config: Callable[[Dict, Path], Dict[str, Any]],
-                     run: Callable[[Dict[str, Any], Path], Dict[str, Any]]) -> Picked:
+                     candidates: List[Candidate], loop, runner: Runner) -> Picked:
     """Train round r's candidates that have not finished yet, all at once, and pick the best."""
     k = len(candidates)
     inc = state.incumbent["pipeline"] if state.incumbent else None
@@ -73,11 +73,11 @@ def train_candidates(run_dir: Path, journal: Journal, console: LoopConsole, stat
         console.say(f"round {r} candidate {i + 1}/{k}: {', '.join(candidates[i].changes(inc)) or '-'}: {shown}",
                     None if val is not None else "red")
 
-    jobs = [Job(train_config(candidates[i].pipeline, rd / f"cand{i}"), rd / f"cand{i}") for i in todo]
+    jobs = [Job(runner.config(candidates[i].pipeline, rd / f"cand{i}"), rd / f"cand{i}") for i in todo]
     if jobs and loop.executor == "ray":
-        got = run_ray(jobs, loop.ray_address, loop.round_timeout, loop.folds, done)
+        got = run_ray(jobs, runner, loop.ray_address, done)
     else:
-        got = run_local(jobs, run, done) if jobs else []
+        got = run_local(jobs, runner, done) if jobs else []
     results.update(zip(todo, got))
     scores = {i: m.get("best_val_acc") for i, m in results.items() if m.get("status") == "ok"}
     best = max(scores, key=lambda i: (scores[i], -i)) if scores else 0

@@ -12,7 +12,7 @@ unproven gain is reverted).
 """
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
@@ -20,6 +20,7 @@ from improve.config.paths import round_dir
 from improve.refine.console import LoopConsole
 from improve.refine.decide import Evidence, load_correct, paired_evidence
 from improve.refine.journal import Journal
+from improve.refine.runner import Runner
 
 SEED_STEP = 1000  # seed of extra run k: the run's seed + k * SEED_STEP
 
@@ -27,10 +28,9 @@ SEED_STEP = 1000  # seed of extra run k: the run's seed + k * SEED_STEP
 class Confirmer:
     """Trains and reads the extra seed runs of a run's rounds."""
 
-    def __init__(self, run_dir: Path, journal: Journal, console: LoopConsole, seed: int,
-                 train: Callable[[Dict[str, Dict], Path, int], Dict[str, Any]]):
+    def __init__(self, run_dir: Path, journal: Journal, console: LoopConsole, seed: int, runner: Runner):
         self.run_dir, self.journal, self.console = Path(run_dir), journal, console
-        self.seed, self.train = seed, train  # train(pipeline, output_dir, seed) -> metrics
+        self.seed, self.runner = seed, runner
 
     def base(self, r: int) -> Optional[np.ndarray]:
         """Per-image correctness of round r's own run."""
@@ -44,7 +44,7 @@ class Confirmer:
             return found
         seed = self.seed + k * SEED_STEP
         start = time.perf_counter()
-        metrics = self.train(pipeline, rd, seed)
+        metrics = self.runner.seed(pipeline, rd, seed)
         seconds = round(time.perf_counter() - start, 1)
         val = metrics.get("best_val_acc") if metrics.get("status") == "ok" else None
         self.journal.append("confirmation", round=now, of_round=r, seed=seed, val_acc=val, seconds=seconds, why=why,

@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from improve.config.paths import PROJECT_ROOT
 from improve.pipeline.process import failed, kill_all
-from improve.refine.folds import scored_run
+from improve.refine.runner import Runner, scored_run
 
 
 @dataclass
@@ -39,16 +39,15 @@ def share_hardware(config: Dict[str, Any], index: int, jobs: int, cpus: int, gpu
     return {**config, "hardware": hw}
 
 
-def run_local(jobs: List[Job], run: Callable[[Dict[str, Any], Path], Dict[str, Any]],
-              on_done: Callable[[int, Dict[str, Any]], None]) -> List[Dict[str, Any]]:
-    """Train the jobs concurrently on this machine; `run(config, output_dir)` trains one (in its own process)."""
+def run_local(jobs: List[Job], runner: Runner, on_done: Callable[[int, Dict[str, Any]], None]) -> List[Dict[str, Any]]:
+    """Train the jobs concurrently on this machine, each through `runner.run` (in its own process)."""
     cpus, gpus = os.cpu_count() or 1, _gpu_count()
     shared = [share_hardware(j.config, i, len(jobs), cpus, gpus) for i, j in enumerate(jobs)]
     results: List[Optional[Dict[str, Any]]] = [None] * len(jobs)
 
     def one(i: int) -> None:
         try:
-            results[i] = run(shared[i], jobs[i].output_dir)
+            results[i] = runner.run(shared[i], jobs[i].output_dir)
         except Exception as err:  # anything but a finished run is a failed candidate, never the others' end
             results[i] = failed(jobs[i].output_dir, f"{type(err).__name__}: {err}", "Crash")
         on_done(i, results[i])
@@ -84,7 +83,7 @@ def resources(hardware: Dict[str, Any]) -> Dict[str, float]:
     return {"num_cpus": max(1, int(hardware.get("threads") or 1)), "num_gpus": gpus}
 
 
-def run_ray(jobs: List[Job], address: Optional[str], timeout: float, folds: int,
+def run_ray(jobs: List[Job], runner: Runner, address: Optional[str],
             on_done: Callable[[int, Dict[str, Any]], None]) -> List[Dict[str, Any]]:
     """Train each job as a Ray task; results in job order, each reported through on_done as it finishes."""
     try:
@@ -98,7 +97,7 @@ def run_ray(jobs: List[Job], address: Optional[str], timeout: float, folds: int,
     task = ray.remote(scored_run)  # the same forked, time-limited run as the local executor's, in a Ray worker
     cpus = int(ray.cluster_resources().get("CPU", 1))
     configs = [share_hardware(j.config, i, len(jobs), cpus, 0) for i, j in enumerate(jobs)]  # Ray places the GPUs
-    refs = [task.options(**resources(c["hardware"])).remote(c, j.output_dir, timeout, folds)
+    refs = [task.options(**resources(c["hardware"])).remote(c, j.output_dir, runner.timeout, runner.folds)
             for c, j in zip(configs, jobs)]
     index = {ref: i for i, ref in enumerate(refs)}
     results: List[Optional[Dict[str, Any]]] = [None] * len(jobs)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List
 
 from improve.files import write_json
-from improve.pipeline.process import failed, train_in_process
+from improve.pipeline.process import failed
 
 Run = Callable[[Dict[str, Any], Path, set], Dict[str, Any]]  # run(config, output_dir, keep) -> metrics
 
@@ -67,12 +67,3 @@ def train_folds(config: Dict[str, Any], rd: Path, folds: int, run: Run, keep: se
                    cv={"folds": folds, "fold_val_acc": fold_acc, "images": len(pooled["index"])})
     write_json(rd / "metrics.json", metrics)
     return metrics
-
-
-def scored_run(config: Dict[str, Any], rd: Path, timeout: float, folds: int = 0, live: bool = False,
-               keep: frozenset = frozenset()) -> Dict[str, Any]:
-    """One scored training run: a process of its own (`rounds.train_in_process`), or one per fold with folds >= 2.
-    What the loop runs for a round, a confirmation or a candidate, and what a Ray task runs."""
-    if folds >= 2:
-        return train_folds(config, rd, folds, lambda c, d, k: train_in_process(c, d, timeout, keep=k), keep)
-    return train_in_process(config, rd, timeout, live, keep=keep)

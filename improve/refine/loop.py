@@ -14,7 +14,6 @@ proposals (agent calls and repairs), rules (keep/revert, stop), incumbent (its f
 edits), console (what is printed), report and finish.
 """
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -27,7 +26,7 @@ from improve.config.paths import project_path, round_checkpoint, round_dir
 from improve.config.schema import EDITABLE_GROUPS
 from improve.data.profile import dataset_profile, pretrained_reachable
 from improve.files import atomic_text
-from improve.final.ensemble import EnsembleRule
+from improve.final.end_of_run import EndOfRun
 from improve.final.finish import finish
 from improve.llm import BudgetExhausted
 from improve.pipeline.process import warm_up
@@ -37,12 +36,11 @@ from improve.refine.candidates import train_candidates
 from improve.refine.confirm import Confirmer
 from improve.refine.console import LoopConsole, change_text
 from improve.refine.decide import Evidence, decide
-from improve.refine.folds import scored_run
 from improve.refine.incumbent import IncumbentDir
 from improve.refine.journal import Journal, State, llm_usage
 from improve.refine.proposals import Candidate, Proposer
-from improve.refine.runner import train_config
-from improve.refine.warm_start import INIT_FILES, init_checkpoint, parent_round, prepare
+from improve.refine.runner import Runner
+from improve.refine.warm_start import parent_round, prepare
 from improve.results.report import write_report
 
 HISTORY_ROUNDS = 12  # rounds the agents see in full; older ones are only counted
@@ -63,6 +61,7 @@ class Refinement:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(self.run_dir / "journal.jsonl")
         self.budget = Budget(cfg.loop, time.time(), time.perf_counter())
+        self.runner = Runner(cfg, self.run_dir)
 
     # ------------------------------------------------------------------ entry point
     def run(self) -> Dict[str, Any]:
@@ -87,7 +86,7 @@ class Refinement:
         constraints = OmegaConf.to_container(cfg.constraints)
         shape = (self.profile["num_classes"], self.profile["channels"])
         self.incumbent = IncumbentDir(self.run_dir, *shape, constraints)
-        self.confirmer = Confirmer(self.run_dir, self.journal, self.console, cfg.seed, self._train_seed)
+        self.confirmer = Confirmer(self.run_dir, self.journal, self.console, cfg.seed, self.runner)
         self.proposer = Proposer(self.agent, self.journal, self.console, cfg.loop, self._defaults(), *shape,
                                  constraints, pinned=state.pinned)
         if cfg.loop.folds >= 2:
@@ -202,7 +201,7 @@ class Refinement:
         start = start or time.perf_counter()
         if trained is None:
             self._warm_start(state, r, [candidate.pipeline])
-            trained = self._train(r, candidate.pipeline)
+            trained = self.runner.round(r, candidate.pipeline)
         metrics = trained
         val = metrics.get("best_val_acc") if metrics.get("status") == "ok" else None
         loop = self.cfg.loop
@@ -246,7 +245,7 @@ class Refinement:
         start = time.perf_counter()
         self._warm_start(state, r, [c.pipeline for c in candidates])
         picked = train_candidates(self.run_dir, self.journal, self.console, state, r, candidates, self.cfg.loop,
-                                  self._train_config, self._run)
+                                  self.runner)
         self._round(state, r, candidates[picked.index], picked.metrics, picked.journal(), start)
 
     def _evidence(self, r: int, state: State) -> Optional[Evidence]:
@@ -255,10 +254,6 @@ class Refinement:
             return None
         return self.confirmer.pooled(r, {"round": r, "pipeline": None}, state.incumbent, seeds=0)
 
-    def _train_config(self, pipeline: Dict[str, Dict], output_dir: Path) -> Dict[str, Any]:
-        return {**train_config(self.cfg, pipeline, output_dir),
-                "init_checkpoint": init_checkpoint(self.run_dir, pipeline, output_dir)}
-
     def _warm_start(self, state: State, r: int, pipelines: List[Dict[str, Dict]]) -> None:
         """trainer.warm_start: the incumbent's weights copied for round r, or one line saying why not."""
         note = prepare(self.run_dir, r, pipelines, state.incumbent, self.incumbent.checkpoint, self.cfg.loop.folds)
@@ -266,26 +261,11 @@ class Refinement:
             self.journal.append("warm_start_skipped", round=r, reason=note)
             self.console.say(f"round {r}: {note}", "yellow")
 
-    def _train_seed(self, pipeline: Dict[str, Dict], rd: Path, seed: int) -> Dict[str, Any]:
-        """A confirmation run: the pipeline with another seed, in its own folder."""
-        return self._run({**self._train_config(pipeline, rd), "seed": seed}, rd)
-
-    def _train(self, r: int, pipeline: Dict[str, Dict]) -> Dict[str, Any]:
-        rd = round_dir(self.run_dir, r)
-        return self._run(self._train_config(pipeline, rd), rd, live=self.cfg.hardware.progress_bar and
-                         sys.stdout.isatty(), keep={"llm", *INIT_FILES})
-
-    def _run(self, config: Dict[str, Any], rd: Path, live: bool = False, keep: frozenset = frozenset()):
-        """One scored training run: a process of its own, or one per fold under loop.folds."""
-        return scored_run(config, rd, self.cfg.loop.round_timeout, self.cfg.loop.folds, live, keep)
-
     def _finish(self) -> Dict[str, Any]:
         state = State.of(self.journal)
         loop = self.cfg.loop
-        result = finish(self.run_dir, state, self.journal, self.incumbent, self._train_config,
-                        self.cfg.constraints.min_accuracy,
-                        EnsembleRule(loop.ensemble_top_k, loop.accept, loop.alpha, loop.min_delta,
-                                     loop.average_top_k))
+        result = finish(self.run_dir, state, self.journal, self.incumbent, self.runner,
+                        self.cfg.constraints.min_accuracy, EndOfRun.of(loop))
         write_report(self.run_dir, State.of(self.journal))
         self.console.final(result, self.run_dir / "best", self.cfg.constraints.min_accuracy)
         if result.get("llm_failed"):

@@ -1,10 +1,64 @@
-"""The one way the loop trains a pipeline."""
+"""The one way a refinement run trains a pipeline: its rounds, their candidates, seed confirmations and the end
+of run all go through a `Runner`.
+
+A training run is `python -m improve.train` on a frozen config in a child process with a time limit
+(`pipeline/process.py`), or one per fold under `loop.folds` (`folds.py`). The Runner knows the run's settings
+(dataset, hardware, logger, paths, seed, loop.round_timeout, loop.folds) and its directory, so the loop's parts
+pass it a pipeline and a folder, never the settings themselves.
+"""
+import sys
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Iterable
 
 from omegaconf import DictConfig, OmegaConf
 
+from improve.config.paths import round_dir
 from improve.config.schema import EDITABLE_GROUPS
+from improve.pipeline.process import train_in_process
+from improve.refine.folds import train_folds
+from improve.refine.warm_start import INIT_FILES, init_checkpoint
+
+Pipeline = Dict[str, Dict[str, Any]]
+
+
+class Runner:
+    """Trains pipelines for the refinement run in `run_dir` under its settings `cfg`."""
+
+    def __init__(self, cfg: DictConfig, run_dir: Path):
+        self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.timeout, self.folds = cfg.loop.round_timeout, cfg.loop.folds
+
+    def config(self, pipeline: Pipeline, output_dir: Path) -> Dict[str, Any]:
+        """The complete train config of `pipeline` writing into `output_dir`, starting from the weights its round
+        copied when it warm-starts."""
+        return {**train_config(self.cfg, pipeline, output_dir),
+                "init_checkpoint": init_checkpoint(self.run_dir, pipeline, output_dir)}
+
+    def run(self, config: Dict[str, Any], output_dir: Path, live: bool = False,
+            keep: Iterable[str] = frozenset()) -> Dict[str, Any]:
+        """One scored training run of a complete config; its metrics (status "failed" with the reason on any
+        failure)."""
+        return scored_run(config, output_dir, self.timeout, self.folds, live, frozenset(keep))
+
+    def round(self, r: int, pipeline: Pipeline) -> Dict[str, Any]:
+        """Round r's own run, in rounds/NN (its LLM audit and warm-start files kept); draws on this terminal when
+        it is one and `hardware.progress_bar` is on."""
+        rd = round_dir(self.run_dir, r)
+        return self.run(self.config(pipeline, rd), rd, live=self.cfg.hardware.progress_bar and sys.stdout.isatty(),
+                        keep={"llm", *INIT_FILES})
+
+    def seed(self, pipeline: Pipeline, output_dir: Path, seed: int) -> Dict[str, Any]:
+        """A confirmation run: the pipeline with another seed, in its own folder."""
+        return self.run({**self.config(pipeline, output_dir), "seed": seed}, output_dir)
+
+
+def scored_run(config: Dict[str, Any], rd: Path, timeout: float, folds: int = 0, live: bool = False,
+               keep: frozenset = frozenset()) -> Dict[str, Any]:
+    """One scored training run: a process of its own (`train_in_process`), or one per fold with folds >= 2.
+    What a round, a confirmation or a candidate runs, and what a Ray task runs."""
+    if folds >= 2:
+        return train_folds(config, rd, folds, lambda c, d, k: train_in_process(c, d, timeout, keep=k), keep)
+    return train_in_process(config, rd, timeout, live, keep=keep)
 
 
 def train_config(cfg: DictConfig, pipeline: Dict[str, Dict], output_dir: Path) -> Dict[str, Any]:
