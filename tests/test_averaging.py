@@ -94,7 +94,7 @@ def test_kept_averaged_weights_are_the_final_model_tested_predicted_and_reported
     state, ckpt = _state_with_incumbent(run, loop, 2)
     loop.incumbent.checkpoint.write_bytes(ckpt.read_bytes())  # incumbent/ holds round 2's weights
     journal = Journal(run / "journal.jsonl")
-    result = finish(run, state, journal, loop.incumbent, loop.runner.config, 0.0, KEEP_ANY)
+    result = finish(run, state, journal, loop.incumbent, loop.runner, 0.0, KEEP_ANY)
     assert result["average"]["decision"] == "kept" and result["average"]["members"][0] == 2
     assert len(result["average"]["delta_interval"]) == 2 and "checkpoint" not in result["average"]
     assert json.loads((run / "best" / "averaged" / "averaged.json").read_text())["members"] == \
@@ -115,11 +115,11 @@ def test_nothing_is_averaged_when_off_or_without_a_warm_started_incumbent(chaine
     run, loop, _, _ = chained_run
     state, ckpt = _state_with_incumbent(run, loop, 2)
     off = dataclasses.replace(KEEP_ANY, average_top_k=1)  # loop.average_top_k=1: off
-    assert soup.judge(state, run, ckpt, off, loop.runner.config) is None
+    assert soup.judge(state, run, ckpt, off, loop.runner) is None
     state, ckpt = _state_with_incumbent(run, loop, 0)  # round 0 trained from scratch: no ancestor
     for proposal in state.proposals.values():  # ... and no round continued from its weights
         proposal["pipeline"]["trainer"]["warm_start"] = False
-    assert soup.judge(state, run, ckpt, KEEP_ANY, loop.runner.config) is None
+    assert soup.judge(state, run, ckpt, KEEP_ANY, loop.runner) is None
     assert not (run / "best" / "averaged").exists()
 
 
@@ -131,7 +131,7 @@ def test_an_averaging_that_fails_is_skipped_with_the_reason_and_the_run_keeps_it
         raise RuntimeError("out of memory while recomputing BatchNorm")
 
     monkeypatch.setattr(soup, "average", broken)
-    judged = soup.judge(state, run, ckpt, KEEP_ANY, loop.runner.config)
+    judged = soup.judge(state, run, ckpt, KEEP_ANY, loop.runner)
     assert judged["decision"] == "skipped" and "out of memory" in judged["reason"]
     assert "loop.average_top_k=0" in judged["reason"] and not (run / "best" / "averaged").exists()
     from improve.refine.console import AVERAGED, ensemble_line
@@ -144,7 +144,7 @@ def test_rounds_that_continued_from_the_incumbent_join_its_soup(chained_run):
     state, ckpt = _state_with_incumbent(run, loop, 0)  # round 0 has no ancestor, but rounds continued from it
     children = [r for r in (1, 2) if json.loads((run / "rounds" / f"{r:02d}" / "init.json").read_text())
                 ["from_round"] == 0]
-    judged = soup.judge(state, run, ckpt, KEEP_ANY, loop.runner.config)
+    judged = soup.judge(state, run, ckpt, KEEP_ANY, loop.runner)
     assert children and judged["tried"][0] == 0 and set(children) <= set(judged["tried"])
     assert judged["decision"] == "kept" and judged["members"] == judged["tried"]
 
@@ -153,7 +153,7 @@ def test_an_ingredient_that_lowers_validation_accuracy_stays_out_of_the_soup(cha
     run, loop, _, _ = chained_run
     state, ckpt = _state_with_incumbent(run, loop, 2)
     strict = dataclasses.replace(KEEP_ANY, min_delta=1.0)  # no average can gain a whole 1.0 of accuracy
-    judged = soup.judge(state, run, ckpt, strict, loop.runner.config)
+    judged = soup.judge(state, run, ckpt, strict, loop.runner)
     assert judged["decision"] == "reverted" and judged["members"] == [2] and len(judged["tried"]) >= 2
     assert not (run / "best" / "averaged").exists()
     from improve.refine.console import AVERAGED, ensemble_line
@@ -185,7 +185,7 @@ def test_a_soup_that_fails_part_way_keeps_what_joined_before_and_says_where_it_s
         return real(*args, **kwargs)
 
     monkeypatch.setattr(soup, "average", fails_on_the_second_try)
-    judged = soup.judge(state, run, ckpt, KEEP_ANY, loop.runner.config)
+    judged = soup.judge(state, run, ckpt, KEEP_ANY, loop.runner)
     assert len(calls) == 2 and judged["decision"] == "kept" and len(judged["members"]) == 2
     assert "out of memory" in judged["stopped"] and f"round {calls[1][-1][0]}" in judged["stopped"]
     assert (run / "best" / "averaged" / "best.ckpt").is_file()

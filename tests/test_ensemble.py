@@ -42,7 +42,7 @@ def test_a_kept_ensemble_averages_its_members_and_is_what_predict_and_export_use
     run, loop, _, _ = ensembled_run
     state = State.of(loop.journal)
     keep_any = EndOfRun(ensemble_top_k=3, accept="greedy", min_delta=-1.0)  # keeps whatever it scores
-    judged = judge(state, run, loop.incumbent.checkpoint, keep_any, loop.runner.config)
+    judged = judge(state, run, loop.incumbent.checkpoint, keep_any, loop.runner)
     assert judged["decision"] == "kept"
     predictor = Predictor.from_run(run)
     assert isinstance(predictor, EnsemblePredictor) and len(predictor.members) == len(judged["members"])

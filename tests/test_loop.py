@@ -162,7 +162,7 @@ def test_invalid_edit_is_repaired_and_an_unrepairable_round_trains_nothing(tmp_p
     marker = tmp_path / "pwned"
     bad = [f"_target_: os.system\ncommand: touch {marker}", "lr: !!python/object/apply:os.system ['x']"]
     agent = ScriptedEngineer(bad, good_after=1)
-    monkeypatch.setattr("improve.loop.make_agent", lambda llm, *args: (agent, "agent: scripted"))
+    monkeypatch.setattr("improve.refine.loop.make_agent", lambda llm, *args: (agent, "agent: scripted"))
     cfg = compose_loop("loop.rounds=2", "loop.max_repairs=1")
     Refinement(cfg, tmp_path / "run", console=Console(file=io.StringIO())).run()
     events = Journal(tmp_path / "run" / "journal.jsonl").events()
@@ -173,7 +173,7 @@ def test_invalid_edit_is_repaired_and_an_unrepairable_round_trains_nothing(tmp_p
     assert not marker.exists()
 
     agent2 = ScriptedEngineer(bad, good_after=100)  # never valid: the round is invalid, nothing trained
-    monkeypatch.setattr("improve.loop.make_agent", lambda llm, *args: (agent2, "agent: scripted"))
+    monkeypatch.setattr("improve.refine.loop.make_agent", lambda llm, *args: (agent2, "agent: scripted"))
     with open_dict(cfg):
         cfg.loop.rounds = 3
     Refinement(cfg, tmp_path / "run", console=Console(file=io.StringIO())).run()
@@ -214,7 +214,7 @@ class SeenByAgent(HeuristicAgent):
 def test_failed_round_is_reverted_its_reason_shown_to_the_agents_and_the_loop_goes_on(tmp_path, compose_loop,
                                                                                        monkeypatch):
     agent = SeenByAgent()
-    monkeypatch.setattr("improve.loop.make_agent", lambda llm, *args: (agent, "agent: scripted"))
+    monkeypatch.setattr("improve.refine.loop.make_agent", lambda llm, *args: (agent, "agent: scripted"))
     cfg = compose_loop("loop.rounds=2")
     Refinement(cfg, tmp_path / "run", console=Console(file=io.StringIO())).run()
     ds = decisions(tmp_path / "run")
