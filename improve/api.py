@@ -77,7 +77,8 @@ def load(run_dir: PathLike) -> Run:
 
     run_dir = project_path(str(run_dir))
     if (run_dir / "journal.jsonl").is_file():
-        from improve.refine.journal import Journal, State
+        from improve.journal.log import Journal
+        from improve.refine.state import State
 
         final = State.of(Journal(run_dir / "journal.jsonl")).final
         if final is None:

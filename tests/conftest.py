@@ -16,7 +16,7 @@ from omegaconf import DictConfig, open_dict
 
 from improve.config.compose import compose_config
 from improve.config.paths import PROJECT_ROOT
-from improve.refine.journal import Journal
+from improve.journal.log import Journal
 
 from .llm_server import SECRET
 

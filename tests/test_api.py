@@ -7,7 +7,8 @@ from PIL import Image
 from rich.console import Console
 
 import improve
-from improve.refine.journal import Journal, State
+from improve.journal.log import Journal
+from improve.refine.state import State
 
 from .conftest import FAST, LOOP_FAST
 

@@ -11,9 +11,10 @@ from rich.console import Console
 from improve.final import soup
 from improve.final.end_of_run import EndOfRun
 from improve.final.finish import finish
+from improve.journal.log import Journal
 from improve.pipeline.inference import Predictor, predict_split, split_images
-from improve.refine.journal import Journal, State
 from improve.refine.loop import Refinement
+from improve.refine.state import State
 
 from .conftest import LOOP_FAST, compose
 

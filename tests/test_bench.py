@@ -7,7 +7,7 @@ from rich.console import Console
 
 from improve.bench.cli import main
 from improve.bench.speed import bench_flip
-from improve.refine.journal import Journal
+from improve.journal.log import Journal
 
 
 def test_horizontal_flip_scores_clearly_lower_on_the_orientation_task(tmp_path):

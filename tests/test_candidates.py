@@ -5,10 +5,11 @@ import time
 import pytest
 from rich.console import Console
 
+from improve.journal.log import Journal
 from improve.refine.executors import resources, share_hardware
-from improve.refine.journal import Journal, State
 from improve.refine.loop import Refinement
 from improve.refine.runner import Runner
+from improve.refine.state import State
 
 from .conftest import decisions, run_cli
 

@@ -5,10 +5,11 @@ import json
 import numpy as np
 from rich.console import Console
 
+from improve.journal.log import Journal
 from improve.refine.confirm import SEED_STEP, Confirmer
 from improve.refine.console import LoopConsole
 from improve.refine.decide import decide, paired_evidence
-from improve.refine.journal import Journal, State
+from improve.refine.state import State
 
 N = 200
 

@@ -9,9 +9,10 @@ from rich.console import Console
 
 from improve.final.end_of_run import EndOfRun
 from improve.final.ensemble import judge
+from improve.journal.log import Journal
 from improve.pipeline.inference import EnsemblePredictor, Predictor, predict_split
-from improve.refine.journal import Journal, State
 from improve.refine.loop import Refinement
+from improve.refine.state import State
 from improve.results.export import export
 
 from .conftest import LOOP_FAST, compose

@@ -5,8 +5,9 @@ import pytest
 import yaml
 
 from improve.config.schema import EDITABLE_GROUPS, group_defaults
+from improve.journal.log import Journal
 from improve.refine.incumbent import IncumbentDir
-from improve.refine.journal import Journal, State
+from improve.refine.state import State
 
 PIPELINE = {g: group_defaults(g) for g in EDITABLE_GROUPS}
 

@@ -1,7 +1,8 @@
 """The journal survives a torn write, and State replays a run from it (what resume relies on)."""
 import json
 
-from improve.refine.journal import Journal, State
+from improve.journal.log import Journal
+from improve.refine.state import State
 
 
 def pipeline(lr):

@@ -59,8 +59,9 @@ MAY_IMPORT = {
     "improve.config": {"improve.files"},
     "improve.data": {"improve.files", "improve.config"},
     "improve.pipeline": {"improve.files", "improve.config", "improve.data"},
-    "improve.llm": {"improve.files", "improve.config"},
-    "improve.agents": {"improve.files", "improve.config", "improve.pipeline", "improve.llm"},
+    "improve.journal": {"improve.files"},
+    "improve.llm": {"improve.files", "improve.config", "improve.journal"},
+    "improve.agents": {"improve.files", "improve.config", "improve.pipeline", "improve.llm", "improve.journal"},
 }
 TOP = ("improve.refine", "improve.final", "improve.results", "improve.bench")
 

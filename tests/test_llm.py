@@ -9,9 +9,9 @@ from rich.console import Console
 import improve.__main__  # noqa: F401  (registers the run_dir resolver)
 from improve.agents import Choice, LLMAgent, RoundSkipped, make_agent
 from improve.config.schema import LLMConfig
+from improve.journal.log import Journal
 from improve.llm import BudgetExhausted, LLMUnavailable, ReplyError, make_client, parse_json_text
 from improve.refine.edits import EditRejected
-from improve.refine.journal import Journal
 from improve.refine.loop import Refinement
 from improve.refine.preflight import validate_edit
 

@@ -10,9 +10,10 @@ from rich.console import Console
 import improve.__main__  # noqa: F401  (registers the run_dir resolver)
 from improve.agents import LLMAgent, make_agent
 from improve.config.schema import LLMConfig
+from improve.journal.log import Journal
 from improve.llm import LLMUnavailable, make_client
-from improve.refine.journal import Journal, State
 from improve.refine.loop import Refinement
+from improve.refine.state import State
 
 from .conftest import LOOP_FAST, decisions, run_cli
 from .llm_server import ARCHITECT, Script, ScriptedLLMServer, ctx, llm_cfg, url_for

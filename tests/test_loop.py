@@ -17,8 +17,9 @@ import improve.__main__  # noqa: F401  (registers the run_dir resolver)
 from improve.agents import Choice, Edit, HeuristicAgent
 from improve.config.overrides import load_run_config
 from improve.config.paths import PROJECT_ROOT
-from improve.refine.journal import Journal, State
+from improve.journal.log import Journal
 from improve.refine.loop import Refinement
+from improve.refine.state import State
 
 from .conftest import LOOP_FAST, decisions, run_cli
 

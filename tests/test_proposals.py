@@ -9,9 +9,10 @@ from rich.console import Console
 from improve.agents import Choice, Context, Edit, HeuristicAgent, Proposal
 from improve.config.overrides import pinned_values
 from improve.config.schema import EDITABLE_GROUPS, group_defaults
+from improve.journal.log import Journal
 from improve.refine.console import LoopConsole
-from improve.refine.journal import Journal, State
 from improve.refine.proposals import Proposer
+from improve.refine.state import State
 
 DEFAULTS = {g: group_defaults(g) for g in EDITABLE_GROUPS}
 PROFILE = {"name": "digits", "description": "digits", "num_classes": 10, "channels": 1, "train_images": 1000,

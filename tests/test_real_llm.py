@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from improve.config.paths import PROJECT_ROOT
-from improve.refine.journal import Journal
+from improve.journal.log import Journal
 
 from .conftest import LOOP_FAST, run_cli
 

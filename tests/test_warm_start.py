@@ -4,8 +4,8 @@ import json
 
 from rich.console import Console
 
+from improve.journal.log import Journal
 from improve.pipeline.train import train
-from improve.refine.journal import Journal
 from improve.refine.loop import Refinement
 from improve.refine.warm_start import init_checkpoint, prepare
 

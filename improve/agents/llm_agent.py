@@ -17,6 +17,7 @@ from improve.agents.base import DIAGNOSES, FALLBACK, Choice, Context, Edit, Prop
 from improve.agents.heuristic import HeuristicAgent
 from improve.config.fields import group_json_schema
 from improve.config.schema import EDITABLE_GROUPS
+from improve.journal.events import LLMFallback
 from improve.llm import BudgetExhausted, LLMClient, LLMUnavailable, ReplyError
 
 PROMPTS = Path(__file__).parent / "prompts"
@@ -101,8 +102,8 @@ class LLMAgent:
             return self.client.call(role, ctx.round, system, text, name, schema).data
         except LLMUnavailable as err:
             if self.journal is not None:
-                self.journal.append("llm_fallback", round=ctx.round, role=role, error=str(err),
-                                    permanent=err.permanent, fallback=self.fallback)
+                self.journal.write(LLMFallback(round=ctx.round, role=role, error=str(err), permanent=err.permanent,
+                                               fallback=self.fallback))
             if self.fallback == "skip":
                 self.notify(f"round {ctx.round}: the {role} call failed: {err}; the round is skipped "
                             f"(llm.fallback=skip)", "red")

@@ -15,7 +15,7 @@ import numpy as np
 from rich.console import Console
 
 from improve.config.compose import compose_config
-from improve.refine.journal import Journal
+from improve.journal.log import Journal
 from improve.refine.loop import Refinement
 
 

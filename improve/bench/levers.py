@@ -15,7 +15,7 @@ from rich.console import Console
 
 from improve.agents import HeuristicAgent
 from improve.bench.strategies import _loop_cfg, drop_checkpoints, run_loop
-from improve.refine.journal import Journal
+from improve.journal.log import Journal
 
 ARMS = {"with levers": (True, ["loop.ensemble_top_k=3"]), "without levers": (False, ["loop.average_top_k=0"])}
 

@@ -5,7 +5,8 @@ from pathlib import Path
 from statistics import mean
 from typing import Any, Dict, List
 
-from improve.refine.journal import Journal, State
+from improve.journal.log import Journal
+from improve.refine.state import State
 
 ROLES = ("architect", "analyst", "engineer")
 

@@ -167,7 +167,7 @@ def bench_loop_work(work: Path) -> Dict[str, float]:
 
     from rich.console import Console
 
-    from improve.refine.journal import Journal
+    from improve.journal.log import Journal
     from improve.refine.loop import Refinement
 
     cfg = compose_config("config", ["hardware=cpu", "hardware.progress_bar=false", "loop.rounds=3",

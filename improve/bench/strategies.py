@@ -32,11 +32,12 @@ from rich.console import Console
 from improve.agents.moves import COARSE_DROPOUT, COLOR_JITTER, SCRATCH_LADDER, flips_allowed
 from improve.config.compose import compose_config
 from improve.config.paths import CHECKPOINT, round_dir
+from improve.journal.log import Journal
 from improve.pipeline.inference import predict_split
 from improve.pipeline.process import train_in_process
-from improve.refine.journal import Journal, State
 from improve.refine.loop import Refinement
 from improve.refine.runner import train_config
+from improve.refine.state import State
 
 LOOPS = {"zero_shot": "greedy", "zero_shot_long": "greedy", "iterative": "greedy", "iterative_paired": "paired",
          "iterative_confirm": "confirm", "all_at_once": "greedy"}  # strategy -> loop.accept

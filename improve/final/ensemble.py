@@ -17,10 +17,10 @@ from omegaconf import OmegaConf
 
 from improve.config.paths import round_checkpoint, round_dir
 from improve.files import atomic_copy
-from improve.pipeline.inference import EnsemblePredictor, Predictor, predict_split
 from improve.final.end_of_run import EndOfRun
-from improve.refine.journal import State
+from improve.pipeline.inference import EnsemblePredictor, Predictor, predict_split
 from improve.refine.runner import Runner
+from improve.refine.state import State
 
 
 @dataclass

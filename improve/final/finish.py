@@ -10,10 +10,12 @@ from improve.files import atomic_copy, write_json
 from improve.final import soup
 from improve.final.end_of_run import EndOfRun
 from improve.final.ensemble import judge
+from improve.journal.events import Average, End, Ensemble, of_fields
+from improve.journal.log import Journal
 from improve.pipeline.inference import Predictor, predict_split
 from improve.refine.incumbent import IncumbentDir
-from improve.refine.journal import Journal, State
 from improve.refine.runner import Runner
+from improve.refine.state import State
 from improve.results.export import export
 
 
@@ -39,7 +41,7 @@ def finish(run_dir: Path, state: State, journal: Journal, incumbent: IncumbentDi
         averaged = soup.judge(state, run_dir, incumbent.checkpoint, ensemble, runner) if ensemble else None
         averaged_checkpoint = averaged.pop("checkpoint", None) if averaged else None  # only when kept
         if averaged:
-            journal.append("average", **averaged)
+            journal.write(of_fields(Average, averaged))
             result["average"] = averaged
         if averaged_checkpoint:  # the averaged weights are the final model from here on
             result["single_test_acc"] = round(predict_split(OmegaConf.create(train_cfg), best / "best.ckpt")["acc"], 4)
@@ -48,7 +50,7 @@ def finish(run_dir: Path, state: State, journal: Journal, incumbent: IncumbentDi
         test = predict_split(OmegaConf.create(train_cfg), best / "best.ckpt")
         judged = judge(state, run_dir, best / "best.ckpt", ensemble, runner) if ensemble else None
         if judged:
-            journal.append("ensemble", **judged)
+            journal.write(of_fields(Ensemble, judged))
             result["ensemble"] = judged
         if ensemble is None or ensemble.ensemble_top_k < 2:  # the reverted rounds' weights served the soup only
             soup.release(state, run_dir)
@@ -74,5 +76,5 @@ def finish(run_dir: Path, state: State, journal: Journal, incumbent: IncumbentDi
             result["llm_failed"] = {"calls": len(calls), "last_error": calls[-1]["error"]}
         elif all(e.get("error") for e in calls):  # replies came, none usable: the model, not the setup, failed
             result["llm_unusable"] = {"calls": len(calls), "last_error": calls[-1]["error"]}
-    journal.append("end", **result)
+    journal.write(of_fields(End, result))
     return result

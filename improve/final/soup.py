@@ -26,8 +26,8 @@ from omegaconf import OmegaConf
 from improve.config.paths import round_checkpoint, round_dir
 from improve.final.end_of_run import EndOfRun
 from improve.pipeline.inference import Predictor, as_tensor, predict_split, split_images
-from improve.refine.journal import State
 from improve.refine.runner import Runner
+from improve.refine.state import State
 from improve.refine.warm_start import init_checkpoint, parent_round
 
 BN_BATCH = 128  # training images per forward pass while BatchNorm statistics are recomputed

@@ -19,8 +19,10 @@ class Event:
     kind: ClassVar[str] = ""
 
     def fields(self) -> Dict[str, Any]:
-        """The line's fields, `extra` (an open payload) merged in, in declaration order."""
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        """The line's fields in declaration order, `extra` (an open payload) merged in; an optional field (one whose
+        default is None) is left out while it is None, as it does not apply to this event."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)
+               if f.name != "extra" and not (f.default is None and getattr(self, f.name) is None)}
         out.update(getattr(self, "extra", None) or {})
         return out
 
@@ -168,6 +170,13 @@ class Decision(Event):
     p_value: Optional[float] = None  # one-sided exact McNemar
     config_sha: Optional[str] = None  # incumbent/config.yaml after the decision (a hand edit changes it)
     candidates: Optional[List[Dict[str, Any]]] = None  # with loop.candidates: how each did
+
+    @classmethod
+    def untrained(cls, round: int, author: str, group: str, decision: str, reason: str,
+                  llm: Dict[str, Any]) -> "Decision":
+        """A round that trained nothing: `invalid` (no valid edit after the repairs) or `skipped` (no LLM)."""
+        return cls(round=round, author=author, group=group, decision=decision, val_acc=None, delta=None, changes=[],
+                   summary={"diagnosis": decision}, seconds=0.0, reason=reason, llm=llm)
 
 
 @dataclass

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 from improve.config.paths import round_dir
+from improve.journal.events import LLMCall
 from improve.llm.errors import KEY_ENV, BudgetExhausted, ReplyError, api_failure
 from improve.llm.pricing import PRICES, cost_usd, price_of
 
@@ -167,11 +168,11 @@ class LLMClient(ABC):
                       **outcome: Any) -> None:
         if self.journal is None:
             return
-        self.journal.append("llm_call", round=round_, role=role, model=model, cached=cached,
-                            input_tokens=usage.get("input_tokens", 0), output_tokens=usage.get("output_tokens", 0),
-                            cache_read_tokens=usage.get("cache_read_tokens", 0),
-                            cache_write_tokens=usage.get("cache_write_tokens", 0), cost_usd=round(cost, 6),
-                            totals=self.totals(), **{k: v for k, v in outcome.items() if v is not None})
+        self.journal.write(LLMCall(round=round_, role=role, model=model, cached=cached,
+                                   input_tokens=usage.get("input_tokens", 0), output_tokens=usage.get("output_tokens", 0),
+                                   cache_read_tokens=usage.get("cache_read_tokens", 0),
+                                   cache_write_tokens=usage.get("cache_write_tokens", 0), cost_usd=round(cost, 6),
+                                   totals=self.totals(), extra={k: v for k, v in outcome.items() if v is not None}))
 
     def totals(self) -> Dict[str, Any]:
         return {"calls": self.calls, "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,

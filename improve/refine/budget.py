@@ -3,7 +3,7 @@ under loop.time_budget, for the stop rule, the confirmations and the agents (who
 import time
 from typing import Optional
 
-from improve.refine.journal import State
+from improve.refine.state import State
 
 
 class Budget:

@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 from improve.config.paths import round_dir
+from improve.journal.events import CandidateProposal, CandidateResult
+from improve.journal.log import Journal
 from improve.refine.console import LoopConsole
 from improve.refine.executors import Job, run_local, run_ray
-from improve.refine.journal import Journal, State
-from improve.refine.runner import Runner
 from improve.refine.proposals import Candidate
+from improve.refine.runner import Runner
+from improve.refine.state import State
 
 
 @dataclass
@@ -55,7 +57,7 @@ def train_candidates(run_dir: Path, journal: Journal, console: LoopConsole, stat
     inc = state.incumbent["pipeline"] if state.incumbent else None
     for i, c in enumerate(candidates):
         if i not in state.candidates.get(r, {}):
-            journal.append("candidate_proposal", round=r, candidate=i, of=k, **c.proposal(c.changes(inc)))
+            journal.write(CandidateProposal(round=r, candidate=i, of=k, **c.proposal(c.changes(inc))))
     rd = round_dir(run_dir, r)
     results = {i: json.loads((rd / f"cand{i}" / "metrics.json").read_text())
                for i in state.candidate_results.get(r, {}) if (rd / f"cand{i}" / "metrics.json").is_file()}
@@ -67,8 +69,8 @@ def train_candidates(run_dir: Path, journal: Journal, console: LoopConsole, stat
     def done(j: int, metrics: Dict[str, Any]) -> None:
         i = todo[j]
         val = metrics.get("best_val_acc") if metrics.get("status") == "ok" else None
-        journal.append("candidate_result", round=r, candidate=i, val_acc=val, status=metrics.get("status"),
-                       error=metrics.get("error"))
+        journal.write(CandidateResult(round=r, candidate=i, val_acc=val, status=metrics.get("status"),
+                                      error=metrics.get("error")))
         shown = f"val {val:.4f}" if val is not None else f"failed: {metrics.get('error')}"
         console.say(f"round {r} candidate {i + 1}/{k}: {', '.join(candidates[i].changes(inc)) or '-'}: {shown}",
                     None if val is not None else "red")

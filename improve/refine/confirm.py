@@ -17,9 +17,10 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from improve.config.paths import round_dir
+from improve.journal.events import Confirmation, ConfirmationCut, NoiseFloor
+from improve.journal.log import Journal
 from improve.refine.console import LoopConsole
 from improve.refine.decide import Evidence, load_correct, paired_evidence
-from improve.refine.journal import Journal
 from improve.refine.runner import Runner
 
 SEED_STEP = 1000  # seed of extra run k: the run's seed + k * SEED_STEP
@@ -47,8 +48,8 @@ class Confirmer:
         metrics = self.runner.seed(pipeline, rd, seed)
         seconds = round(time.perf_counter() - start, 1)
         val = metrics.get("best_val_acc") if metrics.get("status") == "ok" else None
-        self.journal.append("confirmation", round=now, of_round=r, seed=seed, val_acc=val, seconds=seconds, why=why,
-                            error=None if val is not None else metrics.get("error"))
+        self.journal.write(Confirmation(round=now, of_round=r, seed=seed, val_acc=val, seconds=seconds, why=why,
+                                        error=None if val is not None else metrics.get("error")))
         shown = f"val {val:.4f}" if val is not None else f"failed: {metrics.get('error')}"
         self.console.say(f"round {now}: {why}: round {r}'s pipeline with seed {seed}: {shown} ({seconds:.1f} s)",
                          "cyan")
@@ -75,7 +76,7 @@ class Confirmer:
             if left is not None and cost > left:
                 self.console.say(f"round {now}: confirmation cut to {k - 1} of {seeds} seeds: seed {k} needs {cost} "
                                  f"training runs and loop.rounds / loop.time_budget leave {left}", "yellow")
-                self.journal.append("confirmation_cut", round=now, seeds=k - 1, wanted=seeds, runs_left=left)
+                self.journal.write(ConfirmationCut(round=now, seeds=k - 1, wanted=seeds, runs_left=left))
                 break
             left = None if left is None else left - cost
             a = self.seed_run(now, now, k, cand["pipeline"], "confirming the candidate")
@@ -96,7 +97,7 @@ class Confirmer:
         if first is None or again is None:
             return None
         evidence = paired_evidence(again, first)
-        self.journal.append("noise_floor", round=0, **evidence.journal())
+        self.journal.write(NoiseFloor(round=0, **evidence.journal()))
         low, high = evidence.interval
         self.console.say(f"noise floor: the same pipeline with another seed moved val acc by {evidence.delta:+.4f} "
                          f"(95% interval [{low:+.4f}, {high:+.4f}], {evidence.wins + evidence.losses} of "

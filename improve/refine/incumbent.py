@@ -19,9 +19,9 @@ from improve.config.paths import round_checkpoint
 from improve.config.schema import EDITABLE_GROUPS
 from improve.files import atomic_copy, atomic_text, sha256, write_json
 from improve.refine.edits import EditRejected, check_group, load_plain_yaml
-from improve.refine.journal import State
 from improve.refine.preflight import preflight
 from improve.refine.proposals import Candidate
+from improve.refine.state import State
 
 
 @dataclass

@@ -28,6 +28,8 @@ from improve.data.profile import dataset_profile, pretrained_reachable
 from improve.files import atomic_text
 from improve.final.end_of_run import EndOfRun
 from improve.final.finish import finish
+from improve.journal.events import Decision, Profile, Proposal, Resume, Start, ValidationError, WarmStartSkipped
+from improve.journal.log import Journal
 from improve.llm import BudgetExhausted
 from improve.pipeline.process import warm_up
 from improve.pipeline.record import curve_summary
@@ -37,9 +39,9 @@ from improve.refine.confirm import Confirmer
 from improve.refine.console import LoopConsole, change_text
 from improve.refine.decide import Evidence, decide
 from improve.refine.incumbent import IncumbentDir
-from improve.refine.journal import Journal, State, llm_usage
 from improve.refine.proposals import Candidate, Proposer
 from improve.refine.runner import Runner
+from improve.refine.state import State, llm_usage
 from improve.refine.warm_start import parent_round, prepare
 from improve.results.report import write_report
 
@@ -80,7 +82,7 @@ class Refinement:
             reachable = pretrained_reachable(cfg.loop.pretrained_reachable)
             profile = dataset_profile(cfg.dataset, project_path(cfg.dataset.path), project_path(cfg.paths.cache_dir),
                                       OmegaConf.to_container(cfg.constraints), reachable)
-            self.journal.append("profile", profile=profile)
+            self.journal.write(Profile(profile=profile))
             state = State.of(self.journal)
         self.profile = state.profile
         constraints = OmegaConf.to_container(cfg.constraints)
@@ -132,13 +134,13 @@ class Refinement:
         pipeline = pipeline_overrides(self.overrides)
         if not resuming:
             pinned = pinned_values(self.cfg, pipeline)
-            self.journal.append("start", config=OmegaConf.to_container(self.cfg, resolve=True), pinned=pinned)
+            self.journal.write(Start(config=OmegaConf.to_container(self.cfg, resolve=True), pinned=pinned))
             atomic_text(self.run_dir / "run_config.yaml", OmegaConf.to_yaml(self.cfg, resolve=True))
             if pinned:
                 self.console.say(f"your pipeline values {' '.join(pipeline)} are kept in round 0's pipeline, on top "
                                  f"of the architect's; later rounds may change them", "cyan")
             return []
-        self.journal.append("resume", overrides=self.overrides)
+        self.journal.write(Resume(overrides=self.overrides))
         self.console.say(f"resuming {self.run_dir} after round {State.of(self.journal).next_round - 1}")
         ignored = [o for o in self.overrides
                    if o not in pipeline and override_key(o).split(".")[0] not in SETTINGS]
@@ -149,9 +151,7 @@ class Refinement:
 
     def _skip(self, r: int, reason: str) -> None:
         llm = self._llm_usage(r)
-        self.journal.append("decision", round=r, author="engineer", group="-", decision="skipped", val_acc=None,
-                            delta=None, changes=[], summary={"diagnosis": "skipped"}, seconds=0.0, reason=reason,
-                            llm=llm)
+        self.journal.write(Decision.untrained(r, "engineer", "-", "skipped", reason, llm))
         self.console.round(r, "-", "LLM unreachable", None, None, "skipped", 0.0, reason)
 
     def _llm_usage(self, r: int) -> Dict[str, Any]:
@@ -171,8 +171,8 @@ class Refinement:
     def _hand_edit(self, state: State, overrides: List[str]) -> Optional[Candidate]:
         candidate, rejected = self.incumbent.hand_edit(state, overrides)
         for bad in rejected:
-            self.journal.append("validation_error", round=state.next_round, author="human", group="pipeline",
-                                attempt=0, kind=bad.kind, error=bad.error)
+            self.journal.write(ValidationError(round=state.next_round, author="human", group="pipeline", attempt=0,
+                                               kind_of_error=bad.kind, error=bad.error))
             self.console.say(f"hand edit in {bad.source} rejected: {bad.error}; the incumbent is restored", "red")
         if candidate is not None:
             self.console.say(f"hand edit found: training it as a round of its own ({candidate.rationale})", "cyan")
@@ -187,15 +187,14 @@ class Refinement:
         changes = candidate.changes(state.incumbent["pipeline"] if state.incumbent else None)
         if candidate.pipeline is None:  # no valid edit after the repairs: nothing is trained
             llm = self._llm_usage(r)
-            self.journal.append("decision", round=r, author=candidate.author, group=candidate.group,
-                                decision="invalid", val_acc=None, delta=None, changes=[],
-                                summary={"diagnosis": "invalid"}, seconds=0.0, reason=candidate.rationale, llm=llm)
+            self.journal.write(Decision.untrained(r, candidate.author, candidate.group, "invalid", candidate.rationale,
+                                                  llm))
             self.console.round(r, candidate.group, "no valid edit", None, None, "invalid", 0.0, None, llm,
                                candidate.author)
             return
         if r not in state.proposals:
-            self.journal.append("proposal", round=r, **candidate.proposal(changes),
-                                **{k: v for k, v in picked.items() if k != "candidates"})
+            self.journal.write(Proposal(round=r, **candidate.proposal(changes),
+                                        **{k: v for k, v in picked.items() if k != "candidates"}))
             if candidate.author == "human":  # the edit now lives in the journal: incumbent/ shows the incumbent again
                 self.incumbent.sync(State.of(self.journal).incumbent, force=True)
         start = start or time.perf_counter()
@@ -222,12 +221,12 @@ class Refinement:
         reason = None if val is not None else (metrics.get("error") or "no metrics.json written")
         llm = self._llm_usage(r)
         evidence = verdict.evidence.journal() if verdict.evidence else {}
-        self.journal.append("decision", round=r, author=candidate.author, group=candidate.group,
-                            decision=verdict.decision, val_acc=val, incumbent_val=state.incumbent_val,
-                            delta=verdict.delta, rule=verdict.rule, **{k: v for k, v in evidence.items() if k != "delta"},
-                            changes=changes, summary=curve_summary(metrics), seconds=seconds,
-                            reason=reason, config_sha=self.incumbent.config_sha(), llm=llm,
-                            **({"candidates": picked["candidates"]} if picked.get("candidates") else {}))
+        self.journal.write(Decision(round=r, author=candidate.author, group=candidate.group, decision=verdict.decision,
+                                    val_acc=val, incumbent_val=state.incumbent_val, delta=verdict.delta,
+                                    rule=verdict.rule, **{k: v for k, v in evidence.items() if k != "delta"},
+                                    changes=changes, summary=curve_summary(metrics), seconds=seconds, reason=reason,
+                                    config_sha=self.incumbent.config_sha(), llm=llm,
+                                    candidates=picked.get("candidates") or None))
         self.console.round(r, candidate.group, change_text(changes, metrics), val, verdict.delta, verdict.decision,
                            seconds, reason, llm, candidate.author, verdict.evidence)
         write_report(self.run_dir, State.of(self.journal))
@@ -258,7 +257,7 @@ class Refinement:
         """trainer.warm_start: the incumbent's weights copied for round r, or one line saying why not."""
         note = prepare(self.run_dir, r, pipelines, state.incumbent, self.incumbent.checkpoint, self.cfg.loop.folds)
         if note:
-            self.journal.append("warm_start_skipped", round=r, reason=note)
+            self.journal.write(WarmStartSkipped(round=r, reason=note))
             self.console.say(f"round {r}: {note}", "yellow")
 
     def _finish(self) -> Dict[str, Any]:

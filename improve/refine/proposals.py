@@ -9,10 +9,12 @@ from typing import Any, Dict, List, Optional
 from improve.agents import Agent, Choice, Context, RoundSkipped
 from improve.config.diff import fingerprint, pipeline_diff
 from improve.config.schema import EDITABLE_GROUPS
+from improve.journal.events import Analysis, ValidationError
+from improve.journal.log import Journal
 from improve.refine.console import LoopConsole
 from improve.refine.edits import EditRejected, check_agent_limits, check_group, parse_edit
-from improve.refine.journal import Journal, State
 from improve.refine.preflight import Preflight, preflight, validate_edit
+from improve.refine.state import State
 
 
 @dataclass
@@ -70,9 +72,8 @@ class Proposer:
 
     def _reject(self, r: int, author: str, group: str, attempt: int, err: EditRejected, what: str,
                 reply: Optional[str] = None) -> str:
-        extra = {"reply": reply[:4000]} if reply is not None else {}
-        self.journal.append("validation_error", round=r, author=author, group=group, attempt=attempt, kind=err.kind,
-                            error=str(err), **extra)
+        self.journal.write(ValidationError(round=r, author=author, group=group, attempt=attempt, kind_of_error=err.kind,
+                                           error=str(err), reply=reply[:4000] if reply is not None else None))
         self.console.rejected(r, what, err.kind, str(err))
         return str(err)
 
@@ -132,11 +133,11 @@ class Proposer:
         choice = self.agent.analyst(ctx)
         groups = list(EDITABLE_GROUPS) if self.loop.strategy == "all_at_once" else [choice.group]
         if any(g not in EDITABLE_GROUPS for g in groups):
-            self.journal.append("validation_error", round=r, author="analyst", group=choice.group, attempt=0,
-                                kind="other_group", error=f"analyst picked {choice.group!r}")
+            self.journal.write(ValidationError(round=r, author="analyst", group=choice.group, attempt=0,
+                                               kind_of_error="other_group", error=f"analyst picked {choice.group!r}"))
             groups = [EDITABLE_GROUPS[r % len(EDITABLE_GROUPS)]]
-        self.journal.append("analysis", round=r, group="+".join(groups), feedback=choice.feedback,
-                            diagnosis=choice.diagnosis, author=choice.author or "analyst")
+        self.journal.write(Analysis(round=r, group="+".join(groups), feedback=choice.feedback,
+                                    diagnosis=choice.diagnosis, author=choice.author or "analyst"))
         seen, siblings, out = state.tried_pipelines(), [], []
         for _ in range(count):
             found = self._edit(state, ctx, choice, groups, base, seen, siblings)

@@ -122,7 +122,8 @@ def main(argv=None) -> None:
     import sys
 
     from improve.config.command_line import wants_help
-    from improve.refine.journal import Journal, State
+    from improve.journal.log import Journal
+    from improve.refine.state import State
 
     args = sys.argv[1:] if argv is None else list(argv)
     wants_help(args, "usage: python -m improve.report <run dir>: rebuild report.md and its PNGs from the run directory")

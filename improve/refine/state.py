@@ -1,55 +1,12 @@
-"""`journal.jsonl`: the append-only record of a refinement run, one JSON event per line.
+"""The state of a refinement run, replayed from its journal's events: the source of truth for resume.
 
-Each event is flushed and fsync'd before `append` returns, so a kill -9 loses at most the
-event being written; a torn last line is ignored on reading. Resume rebuilds the whole
-state of a run from this file (`State`).
+The events are plain dicts as `journal.jsonl` holds them (`improve/journal/events.py` is their schema), so a
+journal written by an earlier version replays the same way.
 """
-import json
-import os
-import time
-from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, List, Optional
 
 from improve.config.diff import fingerprint
-
-
-class Journal:
-    def __init__(self, path: Path):
-        self.path = Path(path)
-
-    def append(self, event: str, **fields: Any) -> Dict[str, Any]:
-        record = {"event": event, "time": round(time.time(), 3), **fields}
-        line = json.dumps(record, default=str) + "\n"
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, line.encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        return record
-
-    def events(self) -> List[Dict[str, Any]]:
-        return list(self._read())
-
-    def _read(self) -> Iterator[Dict[str, Any]]:
-        if not self.path.is_file():
-            return
-        with open(self.path, encoding="utf-8") as fh:
-            for line in fh:
-                if not line.endswith("\n"):
-                    break  # torn write from a kill: the event never happened
-                yield json.loads(line)
-
-    def repair(self) -> None:
-        """Drop a torn last line so later appends start on a fresh line."""
-        if not self.path.is_file():
-            return
-        data = self.path.read_bytes()
-        if data and not data.endswith(b"\n"):
-            keep = data[: data.rfind(b"\n") + 1]
-            with open(self.path, "r+b") as fh:
-                fh.truncate(len(keep))
-                os.fsync(fh.fileno())
+from improve.journal.log import Journal
 
 
 class State:
@@ -104,7 +61,7 @@ class State:
                 self.llm_trouble.append(e)
 
     @classmethod
-    def of(cls, journal: "Journal") -> "State":
+    def of(cls, journal: Journal) -> "State":
         return cls(journal.events())
 
     @property

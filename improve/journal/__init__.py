@@ -1,0 +1,1 @@
+"""The record of a run: `journal.jsonl` (`log.Journal`) and its typed event kinds (`events`)."""
