@@ -1,4 +1,16 @@
-"""The command line of `python -m improve.bench`: one subcommand per benchmark, each with its options."""
+"""Benchmarks that print numbers: `python -m improve.bench {speed,strategies,candidates,levers,flip,llm} [options]`.
+
+strategies  equal-budget comparison of zero_shot(_long), iterative, all_at_once, random and optuna, at equal
+            training runs and at equal training seconds (strategies.py): markdown table, best-so-far
+            plot, raw JSON; resumable.
+candidates  K candidates a round against one, at equal wall-clock time (candidates.py).
+llm         a run's LLM calls summarised per role (llm.py).
+levers      the offline expert with EMA, TTA, RandAugment and an ensemble against without them
+            (levers.py).
+
+speed       the framework's and the loop's share of a training run's cost, the dataset cache (speed.py).
+flip        the orientation task with and without a horizontal flip, which changes the label (speed.py).
+"""
 import argparse
 import json
 import shutil

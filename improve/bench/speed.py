@@ -1,11 +1,4 @@
-"""Benchmarks that print numbers: `python -m improve.bench {speed,strategies,candidates,levers,flip,llm} [options]`.
-
-strategies  equal-budget comparison of zero_shot(_long), iterative, all_at_once, random and optuna, at equal
-            training runs and at equal training seconds (improve/strategies.py): markdown table, best-so-far
-            plot, raw JSON; resumable.
-candidates  K candidates a round against one, at equal wall-clock time (improve/bench_candidates.py).
-levers      the offline expert with EMA, TTA, RandAugment and an ensemble against without them
-            (improve/bench_levers.py).
+"""`python -m improve.bench speed` and `flip`: what a training run and the loop cost, and a label-destroying flip.
 
 speed  training images/s vs the raw model's forward+backward+step images/s on in-memory
        tensors (same model, batch, threads): the framework's and data pipeline's share of

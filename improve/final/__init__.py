@@ -1,0 +1,1 @@
+"""The end of a run: the weight soup, the ensemble, the one test on the test split, export."""

@@ -1,0 +1,1 @@
+"""The refinement loop: propose, validate, train (one Runner), decide, keep or revert; see docs/architecture.md."""

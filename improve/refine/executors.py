@@ -1,6 +1,6 @@
 """Training several candidates of a round at once: on this machine's processes, or as Ray tasks.
 
-`loop.executor=local`: one process per candidate (forked like every round, `rounds.py`), started
+`loop.executor=local`: one process per candidate (forked like every round, `pipeline/process.py`), started
 together; the CPU threads are shared out (`hardware.threads` = cores / candidates unless set) and,
 with several GPUs, each candidate trains on its own (`hardware.devices`). `loop.executor=ray`:
 each candidate is a Ray task asking for the CPUs and GPUs its `hardware` group needs, running

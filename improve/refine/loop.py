@@ -1,17 +1,18 @@
 """The refinement loop: validated one-group edits, train, keep or revert, journal, resume.
 
 Run directory:
-  journal.jsonl         append-only events; the source of truth for resume (`journal.State`)
+  journal.jsonl         append-only events (`journal/`); the source of truth for resume (`state.State`)
   run_config.yaml       the composed run settings
   incumbent/            config.yaml (the pipeline a person may edit), best.ckpt, state.json (`incumbent.py`)
   rounds/NN/            config.yaml (frozen train config), stdout.log, train.log, metrics.json, checkpoints/
-  best/                 the final incumbent: config.yaml (re-trainable), best.ckpt, exports (`finish.py`)
+  best/                 the final incumbent: config.yaml (re-trainable), best.ckpt, exports (`final/finish.py`)
   report.md             the round table
 
 A round is done when its `decision` event is in the journal; anything after the last
 decision is redone on resume, from the journaled proposal when there is one. The parts:
-proposals (agent calls and repairs), rules (keep/revert, stop), incumbent (its files, hand
-edits), console (what is printed), report and finish.
+proposals (agent calls and repairs), runner (training), decide (keep/revert), budget (stop), incumbent
+(its files, hand edits), console (what is printed), then results/report and final/finish;
+docs/architecture.md follows one round through them.
 """
 import json
 import time
