@@ -6,7 +6,7 @@ import yaml
 from omegaconf import OmegaConf
 from rich.console import Console
 
-from improve.agents import Choice, Context, Edit, HeuristicAgent, Proposal
+from improve.agents import Choice, Context, Edit, FirstPipeline, HeuristicAgent
 from improve.config.overrides import pinned_values
 from improve.config.schema import EDITABLE_GROUPS, group_defaults
 from improve.journal.log import Journal
@@ -68,7 +68,7 @@ def test_pinned_values_are_read_from_the_composed_config(compose_loop):
 
 
 def test_a_rejected_first_pipeline_is_repaired_and_journaled(tmp_path):
-    bad = Proposal(pipeline={"augment": "image_size: 32", "model": "name: resnet19", "trainer": "lr: 0.01"},
+    bad = FirstPipeline(pipeline={"augment": "image_size: 32", "model": "name: resnet19", "trainer": "lr: 0.01"},
                    rationale="typo")
     proposer, journal, out = make(tmp_path, Scripted(architect=[bad]))
     candidate = proposer.initial(ctx())
@@ -78,7 +78,7 @@ def test_a_rejected_first_pipeline_is_repaired_and_journaled(tmp_path):
 
 
 def test_an_architect_that_never_answers_usably_leaves_the_defaults(tmp_path):
-    bad = Proposal(pipeline={}, rationale="", error="the reply is not a JSON object")
+    bad = FirstPipeline(pipeline={}, rationale="", error="the reply is not a JSON object")
     proposer, journal, _ = make(tmp_path, Scripted(architect=[bad, bad]))
     candidate = proposer.initial(ctx())
     assert candidate.author == "defaults" and candidate.pipeline == DEFAULTS

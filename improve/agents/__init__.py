@@ -3,7 +3,7 @@ import os
 from pathlib import Path
 from typing import Optional, Tuple
 
-from improve.agents.base import Agent, Choice, Context, Edit, Proposal
+from improve.agents.base import Agent, Choice, Context, Edit, FirstPipeline
 from improve.agents.heuristic import HeuristicAgent
 from improve.agents.llm_agent import LLMAgent, RoundSkipped
 from improve.llm import KEY_ENV, make_client
@@ -31,5 +31,5 @@ def make_agent(llm, cache_dir: Optional[Path] = None) -> Tuple[Agent, str]:
     return LLMAgent(client, llm.fallback), notice
 
 
-__all__ = ["Agent", "Choice", "Context", "Edit", "Proposal", "HeuristicAgent", "LLMAgent", "RoundSkipped",
+__all__ = ["Agent", "Choice", "Context", "Edit", "FirstPipeline", "HeuristicAgent", "LLMAgent", "RoundSkipped",
            "make_agent"]

@@ -14,7 +14,7 @@ DIAGNOSES = ("overfit", "underfit", "unstable", "ok")  # what the curves of the 
 
 
 @dataclass
-class Proposal:
+class FirstPipeline:
     """The Architect's first pipeline: group -> YAML text."""
 
     pipeline: Dict[str, str]
@@ -69,7 +69,8 @@ class Agent(Protocol):
         """Where this run's audit files and journal events go, and `notify(text, style)` prints one console line
         (called once per run, before any role)."""
 
-    def architect(self, ctx: Context, defaults: Dict[str, Dict[str, Any]], error: Optional[str] = None) -> Proposal:
+    def architect(self, ctx: Context, defaults: Dict[str, Dict[str, Any]],
+                  error: Optional[str] = None) -> FirstPipeline:
         ...
 
     def init_group(self, group: str, ctx: Context, current: Dict[str, Any]) -> Edit: ...

@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 
-from improve.agents.base import DIAGNOSES, Choice, Context, Edit, Proposal
+from improve.agents.base import DIAGNOSES, Choice, Context, Edit, FirstPipeline
 from improve.agents.moves import (
     MOVES,
     PRETRAINED_LADDER,
@@ -67,7 +67,8 @@ class HeuristicAgent:
         """The offline expert keeps no audit files and makes no calls to account for."""
 
     # ------------------------------------------------------------------ architect
-    def architect(self, ctx: Context, defaults: Dict[str, Dict[str, Any]], error: Optional[str] = None) -> Proposal:
+    def architect(self, ctx: Context, defaults: Dict[str, Dict[str, Any]],
+                  error: Optional[str] = None) -> FirstPipeline:
         p = ctx.profile
         pipeline = {g: self._initial(g, p, copy.deepcopy(defaults[g]), coordinated=True) for g in defaults}
         _fit_epochs(pipeline["trainer"], ctx.max_epochs)
@@ -76,7 +77,7 @@ class HeuristicAgent:
                f"{model}{' (pretrained)' if pipeline['model']['pretrained'] else ' from scratch'} at {size}px; "
                f"flips {'allowed' if flips_allowed(p) else 'excluded (they would change the label)'}; "
                f"{pipeline['trainer']['epochs']} epochs of {pipeline['trainer']['optimizer']} with a cosine schedule.")
-        return Proposal(pipeline={g: _dump(v) for g, v in pipeline.items()}, rationale=why)
+        return FirstPipeline(pipeline={g: _dump(v) for g, v in pipeline.items()}, rationale=why)
 
     def init_group(self, group: str, ctx: Context, current: Dict[str, Any]) -> Edit:
         values = self._initial(group, ctx.profile, copy.deepcopy(current), coordinated=False)

@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import yaml
 
-from improve.agents.base import DIAGNOSES, FALLBACK, Choice, Context, Edit, Proposal
+from improve.agents.base import DIAGNOSES, FALLBACK, Choice, Context, Edit, FirstPipeline
 from improve.agents.heuristic import HeuristicAgent
 from improve.config.fields import group_json_schema
 from improve.config.schema import EDITABLE_GROUPS
@@ -115,7 +115,8 @@ class LLMAgent:
             return answer
 
     # ------------------------------------------------------------------ roles
-    def architect(self, ctx: Context, defaults: Dict[str, Dict[str, Any]], error: Optional[str] = None) -> Proposal:
+    def architect(self, ctx: Context, defaults: Dict[str, Dict[str, Any]],
+                  error: Optional[str] = None) -> FirstPipeline:
         schema = {"type": "object", "required": ["rationale", *EDITABLE_GROUPS],
                   "properties": {"rationale": {"type": "string"},
                                  **{g: group_json_schema(g) for g in EDITABLE_GROUPS}}}
@@ -125,10 +126,10 @@ class LLMAgent:
             data = self._ask("architect", ctx, text, "propose_pipeline", schema,
                              lambda why: self.expert.architect(ctx, defaults))
         except ReplyError as err:
-            return Proposal(pipeline={}, rationale="", error=str(err), error_kind=err.kind)
-        if isinstance(data, Proposal):
+            return FirstPipeline(pipeline={}, rationale="", error=str(err), error_kind=err.kind)
+        if isinstance(data, FirstPipeline):
             return data
-        return Proposal(pipeline={g: _yaml(data.get(g)) for g in EDITABLE_GROUPS},
+        return FirstPipeline(pipeline={g: _yaml(data.get(g)) for g in EDITABLE_GROUPS},
                         rationale=str(data.get("rationale", "")))
 
     def init_group(self, group: str, ctx: Context, current: Dict[str, Any]) -> Edit:

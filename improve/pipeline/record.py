@@ -1,6 +1,6 @@
 """`metrics.json`: the record of one training run, written atomically as it goes.
 
-The loop, sweeps and people read it; its schema is documented in README ("metrics.json").
+The loop, sweeps and people read it; its schema is documented in docs/outputs.md (`metrics.json`).
 A Lightning callback on rank zero fills the per-epoch history, so the file is current
 after every epoch and survives a crash, whatever strategy ran the epochs.
 """

@@ -5,7 +5,7 @@
     python -m improve.train recipe=resnet_mid dataset=cifar10
     python -m improve.train -m model.name=resnet10t,test_resnet trainer.lr=1e-3,3e-3
 
-Everything a run produces lands in its output dir: metrics.json (see README), train.log,
+Everything a run produces lands in its output dir: metrics.json (docs/outputs.md), train.log,
 checkpoints/{best,last}.ckpt and csv/metrics.csv (plus the `logger` group's tracker). Any failure still writes metrics.json
 with status "failed" and the reason, and the command exits non-zero.
 """
