@@ -70,6 +70,12 @@ class Run:
         return [self.classes[i] for i in self.predict_proba(images, tta).argmax(1)]
 
 
+def _stamped(root: str) -> Path:
+    """<root>/<date>/<time> under the project, the folder the commands' Hydra apps would make now."""
+    now = time.localtime()
+    return project_path(root) / time.strftime("%Y-%m-%d", now) / time.strftime("%H-%M-%S", now)
+
+
 def load(run_dir: PathLike) -> Run:
     """A finished run from its directory: a refinement run (`journal.jsonl`, `best/`) or a training run
     (`metrics.json`, `checkpoints/best.ckpt`)."""
@@ -100,8 +106,7 @@ def fit(dataset: str = "digits", overrides: Sequence[str] = (), run_dir: Optiona
 
     overrides = [f"dataset={dataset}", *overrides]
     cfg = compose_config("config", overrides)
-    run_dir = project_path(str(run_dir)) if run_dir else \
-        project_path("outputs/improve") / time.strftime("%Y-%m-%d") / time.strftime("%H-%M-%S")
+    run_dir = project_path(str(run_dir)) if run_dir else _stamped("outputs/improve")
     with open_dict(cfg):
         cfg.paths.output_dir = str(run_dir)
     if (run_dir / "journal.jsonl").is_file():
@@ -117,8 +122,7 @@ def train_one(overrides: Sequence[str] = (), output_dir: Optional[PathLike] = No
     (what `metrics.json` holds). `output_dir` default: outputs/train/<date>/<time>."""
     from improve.pipeline.train import train as train_run
 
-    out = project_path(str(output_dir)) if output_dir else \
-        project_path("outputs/train") / time.strftime("%Y-%m-%d") / time.strftime("%H-%M-%S")
+    out = project_path(str(output_dir)) if output_dir else _stamped("outputs/train")
     out.mkdir(parents=True, exist_ok=True)
     cfg = compose_config("train", list(overrides), output_dir=out)
     (out / ".hydra").mkdir(exist_ok=True)

@@ -11,7 +11,7 @@ import pytest
 from rich.console import Console
 
 from improve.config.paths import PROJECT_ROOT
-from improve.journal.events import KINDS, Decision, End, LLMCall, ValidationError, of_fields
+from improve.journal.events import KINDS, Decision, End, LLMCall, ValidationError, line_key, of_fields
 from improve.journal.log import Journal
 from improve.refine.loop import Refinement
 from improve.refine.state import State
@@ -21,16 +21,12 @@ from .conftest import decisions
 OLD = Path(__file__).parent / "data" / "journals"  # written by the code before the package had folders (e91eefe)
 
 
-def key(f) -> str:
-    return f.metadata.get("key", f.name)
-
-
 def test_every_event_kind_and_field_is_in_docs_journal_md():
     doc = (PROJECT_ROOT / "docs" / "journal.md").read_text()
     for kind, cls in KINDS.items():
         assert f"## `{kind}`" in doc
         section = doc.split(f"## `{kind}`", 1)[1].split("\n## ", 1)[0]
-        missing = [key(f) for f in fields(cls) if f.name != "extra" and f"`{key(f)}`" not in section]
+        missing = [line_key(f) for f in fields(cls) if f.name != "extra" and f"`{line_key(f)}`" not in section]
         assert missing == [], f"{kind}: document {missing} in docs/journal.md"
 
 

@@ -93,12 +93,11 @@ def check_layout(cfg) -> LayoutReport:
 def main(argv: Optional[List[str]] = None) -> int:
     import sys
 
+    from improve.config.command_line import wants_help
     from improve.config.compose import compose_config
 
     args = sys.argv[1:] if argv is None else argv
-    if any(a in ("-h", "--help") for a in args):
-        print(__doc__)
-        return 0
+    wants_help(args, __doc__)
     cfg = compose_config("train", ["hardware=cpu", *args])
     try:
         report = check_layout(cfg)

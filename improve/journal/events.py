@@ -12,6 +12,12 @@ from typing import Any, ClassVar, Dict, List, Optional
 Pipeline = Dict[str, Dict[str, Any]]  # augment, model, trainer
 
 
+def line_key(f) -> str:
+    """The key a field has in the journal's line: its name, unless its metadata names another (a field may not be
+    called `kind`, the class's own)."""
+    return f.metadata.get("key", f.name)
+
+
 @dataclass
 class Event:
     """Base of every event kind: `kind` is what the `event` key of its line says."""
@@ -21,7 +27,7 @@ class Event:
     def fields(self) -> Dict[str, Any]:
         """The line's fields in declaration order, `extra` (an open payload) merged in; an optional field (one whose
         default is None) is left out while it is None, as it does not apply to this event."""
-        out = {f.name: getattr(self, f.name) for f in fields(self)
+        out = {line_key(f): getattr(self, f.name) for f in fields(self)
                if f.name != "extra" and not (f.default is None and getattr(self, f.name) is None)}
         out.update(getattr(self, "extra", None) or {})
         return out
@@ -90,11 +96,6 @@ class ValidationError(Event):
     kind_of_error: str = field(metadata={"key": "kind"})  # parse, schema, range, name, preflight, unchanged, ...
     error: str
     reply: Optional[str] = None  # the start of the rejected reply, when there was one
-
-    def fields(self) -> Dict[str, Any]:
-        out = super().fields()
-        out["kind"] = out.pop("kind_of_error")
-        return out
 
 
 @dataclass
@@ -287,14 +288,14 @@ def of_fields(cls: type, data: Dict[str, Any]) -> Event:
     """The record of kind `cls` from a dict of its fields: the named fields, and the rest in `extra` when the kind
     takes an open payload. A missing required field or an unknown one is a ValueError naming it."""
     names = {f.name: f for f in fields(cls)}
-    key_of = {f.metadata.get("key", f.name): f.name for f in fields(cls)}
+    key_of = {line_key(f): f.name for f in fields(cls)}
     given = {key_of.get(k, k): v for k, v in data.items() if k not in ("event", "time")}
     unknown = {k: v for k, v in given.items() if k not in names}
     if unknown and "extra" not in names:
         raise ValueError(f"{cls.kind} event: unknown field(s) {sorted(unknown)}; its fields are "
                          f"{sorted(key_of)}")
     known = {k: v for k, v in given.items() if k in names}
-    missing = [f.metadata.get("key", n) for n, f in names.items() if n not in known and n != "extra"
+    missing = [line_key(f) for n, f in names.items() if n not in known and n != "extra"
                and f.default is MISSING and f.default_factory is MISSING]
     if missing:
         raise ValueError(f"{cls.kind} event: missing field(s) {missing}")
