@@ -8,6 +8,7 @@ from improve.config.schema import EDITABLE_GROUPS, group_defaults
 from improve.journal.log import Journal
 from improve.refine.incumbent import IncumbentDir
 from improve.refine.state import State
+from improve.refine.validator import Validator
 
 PIPELINE = {g: group_defaults(g) for g in EDITABLE_GROUPS}
 
@@ -20,7 +21,7 @@ def run(tmp_path):
                    changes=[], rationale="x", preflight=None, repairs=0)
     journal.append("decision", round=0, author="architect", group="augment+model+trainer", decision="kept",
                    val_acc=0.9, delta=None, changes=[], summary={"diagnosis": "ok"}, seconds=1.0)
-    incumbent = IncumbentDir(tmp_path, num_classes=10, channels=1, constraints={})
+    incumbent = IncumbentDir(tmp_path, Validator(10, 1, {}, timeout=30))
     incumbent.promote(0, PIPELINE, 0.9)
     return incumbent, journal
 

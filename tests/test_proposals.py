@@ -13,6 +13,7 @@ from improve.journal.log import Journal
 from improve.refine.console import LoopConsole
 from improve.refine.proposals import Proposer
 from improve.refine.state import State
+from improve.refine.validator import Validator
 
 DEFAULTS = {g: group_defaults(g) for g in EDITABLE_GROUPS}
 PROFILE = {"name": "digits", "description": "digits", "num_classes": 10, "channels": 1, "train_images": 1000,
@@ -37,8 +38,8 @@ class Scripted(HeuristicAgent):
 def make(tmp_path, agent, pinned=None, max_repairs=1):
     journal, out = Journal(tmp_path / "journal.jsonl"), io.StringIO()
     loop = OmegaConf.create({"max_repairs": max_repairs, "init": "unified", "strategy": "iterative", "max_epochs": 40})
-    proposer = Proposer(agent, journal, LoopConsole(Console(file=out, width=200)), loop, DEFAULTS, 10, 1, {},
-                        pinned=pinned)
+    proposer = Proposer(agent, journal, LoopConsole(Console(file=out, width=200)), loop, DEFAULTS,
+                        Validator(10, 1, {}, timeout=30, max_epochs=40), pinned=pinned)
     return proposer, journal, out
 
 

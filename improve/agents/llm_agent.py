@@ -184,7 +184,13 @@ class LLMAgent:
         config = data.get("config")
         if not isinstance(config, dict):
             return Edit(yaml="", rationale="", error=f"the reply has no 'config' object for the '{group}' group")
-        return Edit(yaml=_yaml(config), rationale=str(data.get("rationale", "")))
+        try:
+            text = _yaml(config)
+        except (RecursionError, ValueError, yaml.YAMLError):  # parsed, but too deep or odd to write back out
+            return Edit(yaml="", rationale="", error=f"the reply's 'config' for the '{group}' group is nested too "
+                                                     f"deeply; return a flat mapping of plain values",
+                        error_kind="too_deep")
+        return Edit(yaml=text, rationale=str(data.get("rationale", "")))
 
 
 def _salvage_choice(err: ReplyError) -> Optional[Dict[str, str]]:

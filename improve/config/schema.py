@@ -244,6 +244,10 @@ class LoopConfig:
                    choices=["unified", "sequential"])
     max_repairs: int = _f(2, "times an engineer may fix an edit that failed validation", ge=0, le=10)
     round_timeout: float = _f(900.0, "wall-clock seconds a training round may take before it is killed", gt=0.0)
+    validate_timeout: float = _f(10.0, "seconds checking one edit (parse, schema, build, one step, its cost) may "
+                                       "take before the edit is rejected as too slow", gt=0.0)
+    validate_memory_gb: Optional[float] = _f(None, "memory (GiB) checking one edit may take before it is rejected; "
+                                                   "null = what this machine lets pre-flight train", gt=0.0)
     max_epochs: int = _f(40, "most epochs an agent may give one round", ge=1)
     pretrained_reachable: Any = _f("auto", "whether pretrained weights can be downloaded: true, false or auto")
 

@@ -58,7 +58,7 @@ def parse_json_text(text: str, truncated: bool = False, max_tokens: Optional[int
     for candidate in candidates:
         try:
             value = json.loads(candidate)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not JSON, a number over Python's digit limit, nested too deeply
             continue
         if isinstance(value, dict):
             return value

@@ -1,7 +1,8 @@
-"""One training run in its own process: `python -m improve.train` on a frozen config, with a time limit.
+"""Work in a child process of a forkserver: a training run (`python -m improve.train` on a frozen config) with a
+time limit, and a bounded call (a function under a wall-clock and a memory limit, e.g. validating an agent's edit).
 
-The refinement loop runs every round this way, and the strategy benchmark every trial, so a
-crash, NaN, OOM or hang costs one run and never the caller.
+The refinement loop runs every round and every validation this way, and the strategy benchmark
+every trial, so a crash, NaN, OOM, hang or stack overflow costs one run or one check, never the caller.
 
 A round is a process forked from a forkserver that has already imported torch, Lightning, timm
 and `improve.train` (Python's multiprocessing "forkserver" start method, preloaded), then runs
@@ -15,13 +16,14 @@ import json
 import multiprocessing
 import multiprocessing.connection
 import os
+import resource
 import shutil
 import signal
 import sys
 import threading
 from multiprocessing import forkserver
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Set
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set
 
 import yaml
 
@@ -142,3 +144,92 @@ def train_in_process(config: Dict[str, Any], rd: Path, timeout: float, live: boo
         return failed(rd, f"training crashed (exit code {code}) without finishing metrics.json; see "
                           f"{name}/stdout.log", "Crash", metrics)
     return metrics
+
+
+class ChildFailed(Exception):
+    """A bounded call that returned no value. `reason`: timeout, memory, killed or raised; for raised, the
+    exception's type name and its `kind` attribute when it has one (EditRejected's)."""
+
+    def __init__(self, reason: str, message: str, error_type: str = "", kind: Optional[str] = None):
+        super().__init__(message)
+        self.reason, self.error_type, self.kind = reason, error_type, kind
+
+
+MAX_MESSAGE_CHARS = 1000  # of an exception raised in the child: a huge value's repr must not come back whole
+
+
+def _virtual_memory() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[0]) * resource.getpagesize()
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())[:MAX_MESSAGE_CHARS]
+
+
+def _bounded_main(send, func: Callable, args: Sequence[Any], memory_bytes: Optional[int]) -> None:
+    """The child of `call_bounded`: its own process group, dies with the caller, address space capped."""
+    os.setsid()
+    threading.Thread(target=_kill_group_when_parent_dies, daemon=True).start()
+    if memory_bytes:
+        try:  # on top of what the preloaded libraries already map
+            limit = _virtual_memory() + int(memory_bytes)
+            resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
+        except (OSError, ValueError):  # no /proc, or a hard limit below it: time still bounds the call
+            pass
+    try:
+        outcome = ("ok", func(*args))
+    except MemoryError:
+        outcome = ("memory", "MemoryError", "", None)
+    except BaseException as err:  # anything at all: the caller decides what it means
+        outcome = ("raised", type(err).__name__, _one_line(err), getattr(err, "kind", None))
+    try:
+        send.send(outcome)
+    except Exception as err:  # a value that cannot be pickled, or no memory left to do it
+        send.send(("raised", type(err).__name__, _one_line(err), None))
+    send.close()
+
+
+def call_bounded(func: Callable, args: Sequence[Any], timeout: float, memory_bytes: Optional[int] = None,
+                 name: str = "improve check") -> Any:
+    """func(*args) in a child of the forkserver, under `timeout` seconds and `memory_bytes` more address space.
+
+    Returns its value, or raises ChildFailed however else the call ended: an exception of any type, the timeout
+    (the child and anything it started are killed), exhausted memory, a signal (a stack overflow in C code).
+    `func` must be importable by name (a module-level function), its arguments and value picklable.
+    """
+    ctx = _context()
+    receive, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_bounded_main, args=(send, func, args, memory_bytes), name=name)
+    proc.start()
+    send.close()
+    _LIVE.add(proc)
+    outcome = None
+    try:
+        multiprocessing.connection.wait([receive, proc.sentinel], timeout)
+        if receive.poll():
+            try:
+                outcome = receive.recv()
+            except (EOFError, OSError):  # it died while sending
+                outcome = None
+    except BaseException:  # Ctrl-C in the caller
+        _kill(proc)
+        raise
+    finally:
+        receive.close()
+        _LIVE.discard(proc)
+    if outcome is None:
+        if proc.is_alive():
+            _kill(proc)
+            raise ChildFailed("timeout", f"took over {timeout:g} s")
+        proc.join()
+        code = proc.exitcode
+        proc.close()
+        raise ChildFailed("killed", f"its process died with {f'signal {-code}' if code < 0 else f'exit code {code}'}")
+    proc.join(timeout)
+    if proc.is_alive():  # it answered, then hung on the way out
+        _kill(proc)
+    if outcome[0] == "ok":
+        return outcome[1]
+    reason, error_type, message, kind = outcome
+    raise ChildFailed(reason, message, error_type, kind)

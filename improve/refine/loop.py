@@ -32,6 +32,7 @@ from improve.final.finish import finish
 from improve.journal.events import Decision, Profile, Proposal, Resume, Start, ValidationError, WarmStartSkipped
 from improve.journal.log import Journal
 from improve.llm import BudgetExhausted
+from improve.pipeline import hardware
 from improve.pipeline.process import warm_up
 from improve.pipeline.record import curve_summary
 from improve.refine.budget import Budget, stop_reason
@@ -43,6 +44,7 @@ from improve.refine.incumbent import IncumbentDir
 from improve.refine.proposals import Candidate, Proposer
 from improve.refine.runner import Runner
 from improve.refine.state import State, llm_usage
+from improve.refine.validator import Validator
 from improve.refine.warm_start import parent_round, prepare
 from improve.results.report import write_report
 
@@ -87,11 +89,13 @@ class Refinement:
             state = State.of(self.journal)
         self.profile = state.profile
         constraints = OmegaConf.to_container(cfg.constraints)
-        shape = (self.profile["num_classes"], self.profile["channels"])
-        self.incumbent = IncumbentDir(self.run_dir, *shape, constraints)
+        hw = hardware.resolve(cfg.hardware)
+        self.validator = Validator.of(cfg.loop, self.profile, constraints, step_counts=not hw.gpu,
+                                      loaders=max(hw.num_workers, 1))
+        self.incumbent = IncumbentDir(self.run_dir, self.validator)
         self.confirmer = Confirmer(self.run_dir, self.journal, self.console, cfg.seed, self.runner)
-        self.proposer = Proposer(self.agent, self.journal, self.console, cfg.loop, self._defaults(), *shape,
-                                 constraints, pinned=state.pinned)
+        self.proposer = Proposer(self.agent, self.journal, self.console, cfg.loop, self._defaults(), self.validator,
+                                 pinned=state.pinned)
         if cfg.loop.folds >= 2:
             self.console.say(f"loop.folds={cfg.loop.folds}: each round trains {cfg.loop.folds} times, once per "
                              f"stratified fold, and is scored on the pooled out-of-fold predictions", "cyan")
@@ -106,6 +110,7 @@ class Refinement:
             if stop:
                 self.console.say(f"stopping: {stop}")
                 break
+            self.validator.seconds_left = self.budget.seconds_left(state)  # a round must fit what is left
             try:
                 if r in state.proposals:  # interrupted before its decision: train the same candidate again
                     self._round(state, r, Candidate.from_proposal(state.proposals[r]), self._trained(state, r))

@@ -3,16 +3,27 @@
 First the model is built on torch's `meta` device, which allocates nothing, to count its
 parameters: a model over the constraints or over what this machine's memory can train is
 rejected before any real allocation. Then the transforms run on a dummy image, the
-normalisation is checked against the channel count, the real model does one forward and
-backward pass and one optimiser step, and single-image latency is measured. Whatever a library
-raises on the way (timm raises KeyError and AssertionError for some bad kwargs) is a rejection
-with a message the author can act on, never a crash of the loop.
+normalisation is checked against the channel count, the real model does forward and backward
+passes and optimiser steps, and single-image latency is measured. Whatever a library raises on
+the way (timm raises KeyError and AssertionError for some bad kwargs) is a rejection with a
+message the author can act on, never a crash of the loop.
+
+The cost of a round is measured too: the transforms' seconds per training image (a few images at
+the training size) and, when the round trains on this CPU, the seconds of one training step of the
+model. A pipeline whose estimated round would not fit the round's time limit or the budget left is
+rejected before it trains. The estimate is a lower bound: the transforms spread over every loader,
+each step of a full batch costing no more than the measured step of two images, no validation, no
+data loading; so only what surely cannot fit is rejected.
+
+These checks run on agent-written values; `validator.py` runs them in a bounded child process.
 """
+import math
 import os
 import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -29,6 +40,23 @@ class Preflight:
     num_params: int
     latency_ms: float
     seconds: float
+    augment_ms: Optional[float] = None  # the training transforms, per image at the training size
+    step_ms: Optional[float] = None  # one training step of the model on two images, on this CPU
+    round_s: Optional[float] = None  # the round's training seconds at least (see the module's docstring)
+
+
+@dataclass
+class RoundCost:
+    """What one round may cost, for pre-flight's estimate."""
+
+    train_images: int  # images one epoch trains on
+    limit_s: float  # seconds the round may take
+    limit: str  # where that limit comes from, named in the rejection ("loop.round_timeout=900")
+    step_counts: bool = True  # the round trains on this CPU, so the model's measured step is part of its cost
+    loaders: int = 1  # processes that run the transforms in parallel while training
+
+
+COST_IMAGES = 4  # images the transforms are timed on
 
 
 BYTES_PER_TRAINED_PARAM = 16  # fp32 weights, gradients and two Adam moments
@@ -63,8 +91,20 @@ def count_parameters_unallocated(model_cfg: Dict[str, Any], num_classes: int, ch
     return count_parameters(net)
 
 
+def _augment_seconds(transform, side: int, channels: int) -> float:
+    """Seconds per image of the training transforms, on COST_IMAGES random images of side x side."""
+    if transform is None:
+        return 0.0
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 256, (side, side, channels), dtype=np.uint8) for _ in range(COST_IMAGES)]
+    start = time.perf_counter()
+    for img in images:
+        transform(image=img)
+    return (time.perf_counter() - start) / COST_IMAGES
+
+
 def preflight(pipeline: Dict[str, Dict[str, Any]], num_classes: int, channels: int,
-              constraints: Optional[Dict[str, Any]] = None) -> Preflight:
+              constraints: Optional[Dict[str, Any]] = None, cost: Optional[RoundCost] = None) -> Preflight:
     """Check one pipeline as described above; returns what was measured or raises EditRejected."""
     start = time.perf_counter()
     constraints = constraints or {}
@@ -83,6 +123,7 @@ def preflight(pipeline: Dict[str, Dict[str, Any]], num_classes: int, channels: i
         geometry = train_augment(augment)
         check_transform_output(geometry.transform, size, channels, input_size=geometry.input_size)
         normalization(augment["mean"], augment["std"], channels)
+        augment_s = _augment_seconds(geometry.transform, geometry.input_size, channels)
     except ValueError as err:
         raise EditRejected("preflight", str(err)) from None
     try:
@@ -91,9 +132,13 @@ def preflight(pipeline: Dict[str, Dict[str, Any]], num_classes: int, channels: i
                                     trainer["momentum"])
         x = torch.randn(2, channels, size, size)
         model.train()
-        loss = F.cross_entropy(model(x), torch.tensor([0, num_classes - 1]))
-        loss.backward()
-        optimizer.step()
+        target = torch.tensor([0, num_classes - 1])
+        for _ in range(2):  # the second step is timed: the first pays for lazy allocations
+            t = time.perf_counter()
+            optimizer.zero_grad()
+            F.cross_entropy(model(x), target).backward()
+            optimizer.step()
+            step_s = time.perf_counter() - t
         model.eval()
         with torch.no_grad():
             one = x[:1]
@@ -107,7 +152,26 @@ def preflight(pipeline: Dict[str, Dict[str, Any]], num_classes: int, channels: i
     problems = _constraint_problems(n, latency, constraints)
     if problems:
         raise EditRejected("constraint", "; ".join(problems))
-    return Preflight(num_params=n, latency_ms=round(latency, 2), seconds=round(time.perf_counter() - start, 3))
+    round_s = _round_seconds(pipeline, augment_s, step_s, cost) if cost else None
+    return Preflight(num_params=n, latency_ms=round(latency, 2), seconds=round(time.perf_counter() - start, 3),
+                     augment_ms=round(augment_s * 1000, 3), step_ms=round(step_s * 1000, 3),
+                     round_s=None if round_s is None else round(round_s, 1))
+
+
+def _round_seconds(pipeline: Dict[str, Dict[str, Any]], augment_s: float, step_s: float, cost: RoundCost) -> float:
+    """The round's training seconds at least; EditRejected when they exceed cost.limit_s."""
+    epochs, batch = pipeline["trainer"]["epochs"], pipeline["trainer"]["batch_size"]
+    steps = math.ceil(cost.train_images / batch)
+    epoch_s = cost.train_images * augment_s / max(cost.loaders, 1) + (steps * step_s if cost.step_counts else 0.0)
+    estimate = epochs * epoch_s
+    if estimate > cost.limit_s:
+        parts = f"{augment_s * 1000:.1f} ms an image for the transforms" + \
+            (f", {steps} steps of at least {step_s * 1000:.0f} ms" if cost.step_counts else "")
+        raise EditRejected("too_slow", f"this pipeline would train for at least {estimate:,.0f} s ({epochs} epochs x "
+                                       f"{cost.train_images:,} images; {parts}), more than {cost.limit} "
+                                       f"({cost.limit_s:,.0f} s); use fewer or cheaper transforms (smaller counts "
+                                       f"and kernels), a smaller model or image size, or fewer epochs")
+    return estimate
 
 
 def _constraint_problems(num_params: int, latency_ms: Optional[float], constraints: Dict[str, Any]) -> List[str]:
@@ -124,10 +188,12 @@ def _constraint_problems(num_params: int, latency_ms: Optional[float], constrain
 
 
 def validate_edit(text: str, group: str, pipeline: Dict[str, Dict[str, Any]], num_classes: int, channels: int,
-                  constraints: Optional[Dict[str, Any]] = None, max_epochs: Optional[int] = None):
-    """Every layer for one agent's group edit: returns (new pipeline, Preflight) or raises EditRejected."""
+                  constraints: Optional[Dict[str, Any]] = None, max_epochs: Optional[int] = None,
+                  cost: Optional[RoundCost] = None):
+    """Every layer for one agent's group edit: returns (new pipeline, Preflight) or raises EditRejected.
+    Unbounded: the loop calls it through `validator.Validator.edit`, in a bounded child."""
     data = parse_edit(text, group)
     values = check_group(group, data, pipeline.get(group))
     check_agent_limits(group, values, pipeline[group], max_epochs)
     candidate = {**pipeline, group: values}
-    return candidate, preflight(candidate, num_classes, channels, constraints)
+    return candidate, preflight(candidate, num_classes, channels, constraints, cost)

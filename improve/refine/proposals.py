@@ -1,10 +1,12 @@
 """Agent calls and repairs: what the architect, analyst and engineers propose, validated into a Candidate.
 
-Every reply is untrusted text. A rejected reply goes back to its author with the validator's exact
+Every reply is untrusted text, checked by the run's Validator in a bounded child process. A rejected reply goes back to its author with the validator's exact
 message, up to `loop.max_repairs` times; each rejection is journaled (`validation_error`) and shown.
 """
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Dict, List, Optional
+
+import yaml
 
 from improve.agents import Agent, Choice, Context, RoundSkipped
 from improve.config.diff import fingerprint, pipeline_diff
@@ -12,9 +14,10 @@ from improve.config.schema import EDITABLE_GROUPS
 from improve.journal.events import Analysis, ValidationError
 from improve.journal.log import Journal
 from improve.refine.console import LoopConsole
-from improve.refine.edits import EditRejected, check_agent_limits, check_group, parse_edit
-from improve.refine.preflight import Preflight, preflight, validate_edit
+from improve.refine.edits import EditRejected
+from improve.refine.preflight import Preflight
 from improve.refine.state import State
+from improve.refine.validator import Validator
 
 
 @dataclass
@@ -60,15 +63,10 @@ class Proposer:
     """Turns the agents' replies into validated candidates for one run."""
 
     def __init__(self, agent: Agent, journal: Journal, console: LoopConsole, loop, defaults: Dict[str, Dict],
-                 num_classes: int, channels: int, constraints: Dict[str, Any],
-                 pinned: Optional[Dict[str, Dict]] = None):
+                 validator: Validator, pinned: Optional[Dict[str, Dict]] = None):
         self.agent, self.journal, self.console, self.loop = agent, journal, console, loop
-        self.defaults, self.constraints = defaults, constraints
-        self.shape = (num_classes, channels)
+        self.defaults, self.validator = defaults, validator
         self.pinned = pinned or {}  # the user's command-line pipeline values: they override round 0's pipeline
-
-    def _preflight(self, pipeline: Dict[str, Dict]):
-        return preflight(pipeline, *self.shape, self.constraints)
 
     def _reject(self, r: int, author: str, group: str, attempt: int, err: EditRejected, what: str,
                 reply: Optional[str] = None) -> str:
@@ -96,13 +94,8 @@ class Proposer:
                     texts = {g: e.yaml for g, e in edits.items()}
                     why = "; ".join(f"{g}: {e.rationale}" for g, e in edits.items())
                     author = _authors([e.author or "engineers" for e in edits.values()])
-                pipeline = {g: check_group(g, parse_edit(texts.get(g, ""), g), self.defaults[g])
-                            for g in EDITABLE_GROUPS}
-                for g in EDITABLE_GROUPS:
-                    check_agent_limits(g, pipeline[g], self.defaults[g], self.loop.max_epochs)
-                pipeline = self._pin(pipeline)
-                return Candidate(pipeline, author, ALL_GROUPS, why + self._pin_note(), self._preflight(pipeline),
-                                 attempt)
+                pipeline, pf = self.validator.first(texts, self.defaults, self.pinned)
+                return Candidate(pipeline, author, ALL_GROUPS, why + self._pin_note(), pf, attempt)
             except RoundSkipped as err:
                 self.console.say(f"round {ctx.round}: the architect is unreachable ({err}); using the defaults", "red")
                 break
@@ -111,14 +104,13 @@ class Proposer:
         epochs = min(self.defaults["trainer"]["epochs"], self.loop.max_epochs)
         trainer = {**self.defaults["trainer"], "epochs": epochs,
                    "warmup_epochs": min(self.defaults["trainer"]["warmup_epochs"], epochs)}
-        pipeline = self._pin({**self.defaults, "trainer": trainer})
+        defaults = {**self.defaults, "trainer": trainer}
+        texts = {g: yaml.safe_dump(v) for g, v in defaults.items()}
+        # the configured defaults train even when pre-flight estimates they cannot finish: the timeout will say so
+        pipeline, pf = replace(self.validator, round_cost=None).first(texts, defaults, self.pinned)
         return Candidate(pipeline, "defaults", ALL_GROUPS, "no usable pipeline from the architect; starting from the "
                                                            f"configured defaults ({epochs} epochs, loop.max_epochs="
-                                                           f"{self.loop.max_epochs})" + self._pin_note(),
-                         self._preflight(pipeline))
-
-    def _pin(self, pipeline: Dict[str, Dict]) -> Dict[str, Dict]:
-        return {g: check_group(g, self.pinned[g], v) if g in self.pinned else v for g, v in pipeline.items()}
+                                                           f"{self.loop.max_epochs})" + self._pin_note(), pf)
 
     def _pin_note(self) -> str:
         return f" (user's values kept: {self.pinned})" if self.pinned else ""
@@ -175,8 +167,7 @@ class Proposer:
             try:
                 if edit.error:
                     raise EditRejected(edit.error_kind, edit.error)
-                candidate, pf = validate_edit(edit.yaml, group, pipeline, *self.shape, self.constraints,
-                                              self.loop.max_epochs)
+                candidate, pf = self.validator.edit(edit.yaml, group, pipeline)
                 if candidate[group] == pipeline[group]:
                     raise EditRejected("no_change", f"the '{group}' group is unchanged; propose a different "
                                                     f"configuration")
