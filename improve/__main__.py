@@ -4,6 +4,7 @@
     python -m improve dataset=shapes dataset.description="2D shapes; the label is the orientation"
     python -m improve resume=outputs/improve/2026-11-23/20-41-07 [loop.rounds=10] [model.name=resnet18d]
 """
+import signal
 import sys
 from pathlib import Path
 
@@ -14,11 +15,17 @@ from omegaconf import DictConfig, OmegaConf
 from improve.config.overrides import load_run_config
 from improve.config.paths import CONFIG_DIR
 from improve.config.schema import register_configs
+from improve.files import DiskFull
 from improve.refine.loop import Refinement
 
 register_configs()
 if not OmegaConf.has_resolver("run_dir"):
     OmegaConf.register_new_resolver("run_dir", lambda resume, default: resume or default)
+
+
+def _stop(signum, frame) -> None:
+    """SIGTERM (a cluster's preemption, `kill`) stops the run the way Ctrl-C does: cleanly, resumable."""
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
@@ -33,14 +40,16 @@ def main(cfg: DictConfig) -> None:
     else:
         run_dir = Path(cfg.paths.output_dir)
         cfg.paths.output_dir = str(run_dir)
+    signal.signal(signal.SIGTERM, _stop)
     try:
         result = Refinement(cfg, run_dir, overrides).run()
-    except ValueError as err:  # a setting that cannot work (a missing key, an unknown provider): said, no traceback
-        raise SystemExit(f"error: {err}") from None
-    except KeyboardInterrupt:  # the running round is killed with the loop; finished rounds are in the journal
-        print(f"\ninterrupted; finished rounds are kept. Go on with: python -m improve resume={run_dir}",
+    except (ValueError, DiskFull) as err:  # a setting that cannot work, a full disk: said, no traceback
+        raise SystemExit(f"error: {err.strerror if isinstance(err, DiskFull) else err}") from None
+    except KeyboardInterrupt as err:  # the running round is killed with the loop; finished rounds are in the journal
+        by = str(err) or "SIGINT"
+        print(f"\ninterrupted ({by}); finished rounds are kept. Go on with: python -m improve resume={run_dir}",
               file=sys.stderr)
-        sys.exit(130)
+        sys.exit(128 + signal.Signals[by].value)
     if result.get("llm_failed") and cfg.llm.fallback != "heuristic":
         sys.exit(3)  # no LLM answer was usable: the run is the offline expert's, which the user did not choose
 

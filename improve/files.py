@@ -1,10 +1,20 @@
-"""File writes that a kill cannot leave half done: temp file + rename. Every layer writes through these."""
+"""File writes that a kill cannot leave half done: temp file + rename. Every layer writes through these.
+And what a full disk is: an OSError of errno ENOSPC or EDQUOT, which stops a run (DiskFull) instead of failing
+the round that happened to be writing."""
+import errno
 import hashlib
 import json
 import os
 import shutil
 from pathlib import Path
 from typing import Any, Dict
+
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)  # no space left on the device; the user's disk quota exceeded
+
+
+class DiskFull(OSError):
+    """The disk (or the user's quota) is full: the run stops, what is finished is kept, resume goes on."""
 
 
 def sha256(path: Path) -> str:

@@ -7,6 +7,7 @@ the client asked for, and a reply is one of
   {"text": "..."}                 plain text (no tool call; for OpenAI, the message content)
   {"status": 429, "body": {...}}  an HTTP error (headers: retry-after 0): 400 context overflow, 401 bad key, ...
   {"sleep": seconds, ...}         wait first (to provoke client timeouts), then the rest
+  {"drip": seconds, ...}          send the reply one byte at a time, `seconds` apart (each read within a timeout)
   {"truncated": "..."}            text cut off at max_tokens (finish_reason "length" / stop_reason "max_tokens")
   {"echo": True}                  the prompt echoed back as plain text (what small base models do)
   {"usage": {...}, ...}           extra usage fields (Anthropic's cache_read_input_tokens, ...)
@@ -40,6 +41,7 @@ class ScriptedLLMServer:
     def __init__(self, script: Callable[[str, Dict[str, Any]], Dict[str, Any]]):
         self.script = script
         self.requests: List[Dict[str, Any]] = []
+        self.drips: Dict[int, float] = {}  # request thread -> seconds between the bytes of its reply
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -65,8 +67,13 @@ class ScriptedLLMServer:
                 if status == 429 or status >= 500:
                     self.send_header("retry-after", "0")
                 self.end_headers()
+                drip = outer.drips.pop(threading.get_ident(), 0)
                 try:
-                    self.wfile.write(data)
+                    for start in range(0, len(data), 1 if drip else len(data) or 1):
+                        self.wfile.write(data[start:start + 1] if drip else data)
+                        if drip:
+                            self.wfile.flush()
+                            time.sleep(drip)
                 except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout test)
                     pass
 
@@ -94,6 +101,8 @@ class ScriptedLLMServer:
         reply = dict(self.script(role, body))
         if reply.get("sleep"):
             time.sleep(reply.pop("sleep"))
+        if reply.get("drip"):
+            self.drips[threading.get_ident()] = reply.pop("drip")
         return reply
 
     def _anthropic(self, handler, body):

@@ -60,6 +60,16 @@ class Profile(Event):
 
 
 @dataclass
+class Recovered(Event):
+    """A file an interruption (a kill, a full disk) left unreadable, found on resume, and what was done instead."""
+
+    kind: ClassVar[str] = "recovered"
+    round: Optional[int]  # the round it belongs to; None for the run's own files
+    reason: str  # what was found: "rounds/02/metrics.json is unreadable (JSONDecodeError; ...)"
+    action: str  # what resume did: "trained the round again", "restored from rounds/02"
+
+
+@dataclass
 class End(Event):
     """The end of the run: the final model's scores and what the end of run did (soup, ensemble, LLM totals)."""
 
@@ -280,7 +290,7 @@ class Ensemble(Event):
 
 
 KINDS: Dict[str, type] = {cls.kind: cls for cls in (
-    Start, Resume, Profile, Analysis, ValidationError, Proposal, CandidateProposal, CandidateResult, Decision,
+    Start, Resume, Profile, Recovered, Analysis, ValidationError, Proposal, CandidateProposal, CandidateResult, Decision,
     Confirmation, ConfirmationCut, NoiseFloor, WarmStartSkipped, LLMCall, LLMFallback, Average, Ensemble, End)}
 
 

@@ -1,8 +1,8 @@
 """One structured LLM call, whatever the provider: schema in, JSON object out, accounted and audited.
 
 Each call goes through the provider's own SDK (`anthropic`, `openai`), whose retries handle
-429 / 5xx / connection errors / timeouts with exponential backoff; `llm.timeout` and
-`llm.retries` bound the total wait. Refusals (400, 401/403, 404) are not retried (`errors.py`).
+429 / 5xx / connection errors / timeouts with exponential backoff; `llm.timeout` bounds each read and,
+with `llm.retries`, the whole call (`deadline`: a server that drips its reply cannot hold the run). Refusals (400, 401/403, 404) are not retried (`errors.py`).
 Around it: a replay cache keyed by the request, token and cost accounting with budget stops
 (`pricing.py`), and an audit file per call (no keys: they live only in the SDK client, read from
 the environment). The SDKs' and httpx's request logs stay off the console unless `llm.verbose`.
@@ -15,13 +15,15 @@ import os
 import re
 import time
 from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional
 
 from improve.config.paths import round_dir
 from improve.journal.events import LLMCall
-from improve.llm.errors import KEY_ENV, BudgetExhausted, ReplyError, api_failure
+from improve.llm.errors import KEY_ENV, BudgetExhausted, LLMUnavailable, ReplyError, api_failure
 from improve.llm.pricing import PRICES, cost_usd, price_of
 
 DEFAULT_MODELS = {"anthropic": "claude-sonnet-4-5", "openai": "gpt-4o"}
@@ -79,6 +81,9 @@ def text_reply(text: str, usage: Dict[str, int], raw: Any, truncated: bool = Fal
         return {"data": None, "error": str(err), "error_kind": err.kind, "text": text, "usage": usage, "raw": raw}
 
 
+MAX_BACKOFF_S = 8.0  # the longest the SDKs wait between two tries of a call
+
+
 class LLMClient(ABC):
     """Provider-independent part: cache, accounting, budget, audit. Subclasses implement `_send`."""
 
@@ -88,12 +93,9 @@ class LLMClient(ABC):
     def __init__(self, llm, cache_dir: Optional[Path]):
         module = importlib.import_module(self.provider)
         self._errors = (module.APIError,)
-        # The key stays inside the SDK client; local servers (vLLM, Ollama, llama.cpp) accept any key.
-        self.sdk = getattr(module, self.sdk_class)(api_key=os.environ.get(KEY_ENV[self.provider]) or "not-set",
-                                                   base_url=llm.base_url or None, timeout=llm.timeout,
-                                                   max_retries=llm.retries)
-        quiet_request_logs(llm.verbose)  # after the SDK made its loggers
         self.cfg = llm
+        self.sdk = self._connect()
+        quiet_request_logs(llm.verbose)  # after the SDK made its loggers
         self.model = llm.model or DEFAULT_MODELS[self.provider]
         self.prices = {**PRICES, **{k: dict(v) for k, v in (llm.prices or {}).items()}}
         self.cache_dir = Path(cache_dir) / "llm" if (cache_dir and llm.cache) else None
@@ -109,6 +111,35 @@ class LLMClient(ABC):
             self.cost_usd = float(previous.get("cost_usd", 0.0))
             self.input_tokens = int(previous.get("input_tokens", 0))
             self.output_tokens = int(previous.get("output_tokens", 0))
+
+    def _connect(self):
+        """The SDK client. The key stays inside it; local servers (vLLM, Ollama, llama.cpp) accept any key."""
+        module, llm = importlib.import_module(self.provider), self.cfg
+        return getattr(module, self.sdk_class)(api_key=os.environ.get(KEY_ENV[self.provider]) or "not-set",
+                                               base_url=llm.base_url or None, timeout=llm.timeout,
+                                               max_retries=llm.retries)
+
+    def deadline(self) -> float:
+        """Seconds one call may take in all: every try under llm.timeout, and the SDK's waits between tries."""
+        return self.cfg.timeout * (self.cfg.retries + 1) + MAX_BACKOFF_S * self.cfg.retries
+
+    def _send_within_deadline(self, request: Dict[str, Any]) -> Dict[str, Any]:
+        """`_send`, bounded in total time: the SDK's timeout bounds each read, so a server that sends its reply a
+        byte at a time would otherwise hold the run for as long as it likes."""
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm-call")
+        deadline = self.deadline()
+        try:
+            return pool.submit(self._send, request).result(timeout=deadline)
+        except FutureTimeout:
+            stalled, self.sdk = self.sdk, self._connect()
+            stalled.close()  # its connection goes, and the call's thread ends with an error
+            where = f" at {self.cfg.base_url}" if self.cfg.base_url else ""
+            raise LLMUnavailable(f"{self.provider}{where} had not finished its reply after {deadline:.0f} s "
+                                 f"(llm.timeout={self.cfg.timeout} s per read, {self.cfg.retries + 1} tries): a "
+                                 f"server sending its answer slower than that; check the server, or raise "
+                                 f"llm.timeout") from None
+        finally:
+            pool.shutdown(wait=False)
 
     def model_for(self, role: str) -> str:
         return (self.cfg.role_models or {}).get(role) or self.model
@@ -141,9 +172,9 @@ class LLMClient(ABC):
         else:
             start = time.perf_counter()
             try:
-                response, cached_hit = self._send(request), False
-            except self._errors as err:
-                failure = api_failure(self.provider, err, self.cfg)
+                response, cached_hit = self._send_within_deadline(request), False
+            except (*self._errors, LLMUnavailable) as err:
+                failure = err if isinstance(err, LLMUnavailable) else api_failure(self.provider, err, self.cfg)
                 self._journal_call(role, round_, model, {}, 0.0, False, error=str(failure),
                                    permanent=failure.permanent, seconds=round(time.perf_counter() - start, 2))
                 raise failure from None

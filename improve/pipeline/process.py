@@ -130,7 +130,10 @@ def train_in_process(config: Dict[str, Any], rd: Path, timeout: float, live: boo
     code = proc.exitcode
     proc.close()
     metrics_file = rd / "metrics.json"
-    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else None
+    try:
+        metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else None
+    except ValueError:  # cut short (the disk filled while the run wrote it): the run crashed
+        metrics = None
     if code < 0:
         return failed(rd, f"training process killed by signal {-code}"
                           f"{' (out of memory?)' if code == -signal.SIGKILL else ''}; see {name}/stdout.log",

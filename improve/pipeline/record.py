@@ -73,6 +73,8 @@ class RunRecord:
         trace = "".join(traceback.format_exception(type(err), err, err.__traceback__))
         self.data.update(status="failed", error=str(err) or type(err).__name__, error_type=type(err).__name__,
                          traceback=trace[-4000:])
+        if isinstance(err, OSError) and err.errno is not None:  # ENOSPC: the machine's fault, not the pipeline's
+            self.data["errno"] = err.errno
         self.save()
 
 

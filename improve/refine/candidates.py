@@ -7,19 +7,18 @@ in force, and its run is copied to be the round's own (`rounds/NN/`); every cand
 `rounds/NN/candI/`, without its checkpoint. A failed candidate does not stop the others. After a kill,
 a finished candidate is never trained again; the unfinished ones are.
 """
-import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List
 
 from improve.config.paths import round_dir
-from improve.journal.events import CandidateProposal, CandidateResult
+from improve.journal.events import CandidateProposal, CandidateResult, Recovered
 from improve.journal.log import Journal
 from improve.refine.console import LoopConsole
 from improve.refine.executors import Job, run_local, run_ray
 from improve.refine.proposals import Candidate
-from improve.refine.runner import Runner
+from improve.refine.runner import Runner, UnusableRun, run_metrics
 from improve.refine.state import State
 
 
@@ -59,8 +58,16 @@ def train_candidates(run_dir: Path, journal: Journal, console: LoopConsole, stat
         if i not in state.candidates.get(r, {}):
             journal.write(CandidateProposal(round=r, candidate=i, of=k, **c.proposal(c.changes(inc))))
     rd = round_dir(run_dir, r)
-    results = {i: json.loads((rd / f"cand{i}" / "metrics.json").read_text())
-               for i in state.candidate_results.get(r, {}) if (rd / f"cand{i}" / "metrics.json").is_file()}
+    results = {}
+    for i in state.candidate_results.get(r, {}):
+        try:
+            found = run_metrics(rd / f"cand{i}")
+        except UnusableRun as err:  # cut short by a kill or a full disk: it trains again
+            journal.write(Recovered(round=r, reason=str(err), action=f"trained candidate {i} again"))
+            console.say(f"round {r}: {err}: training candidate {i} again", "yellow")
+            continue
+        if found is not None:
+            results[i] = found
     todo = [i for i in range(k) if i not in results]
     console.say(f"round {r}: training {len(todo)} of {k} candidates of {candidates[0].group} at once "
                 f"(loop.executor={loop.executor})" + (f"; {k - len(todo)} finished before" if results else ""),

@@ -16,8 +16,10 @@ import yaml
 from improve.config.paths import round_checkpoint
 from improve.config.schema import EDITABLE_GROUPS
 from improve.files import atomic_copy, atomic_text, sha256, write_json
+from improve.journal.events import Recovered
 from improve.refine.edits import EditRejected
 from improve.refine.proposals import Candidate
+from improve.refine.runner import unreadable_checkpoint
 from improve.refine.state import State
 from improve.refine.validator import HandEditRejected, Validator
 
@@ -60,6 +62,23 @@ class IncumbentDir:
         current = json.loads(state_file.read_text()) if state_file.is_file() else {}
         if force or current.get("round") != incumbent["round"] or not self.checkpoint.is_file():
             self.promote(incumbent["round"], incumbent["pipeline"], incumbent["val_acc"])
+
+    def verify(self, incumbent: Optional[Dict[str, Any]]) -> Optional[Recovered]:
+        """Make sure best.ckpt loads (a kill or a full disk can leave it cut short): else copy it again from its
+        round. Returns what was found and done, or None when it was intact. ValueError when no copy is left."""
+        if incumbent is None or not self.checkpoint.is_file():
+            return None
+        problem = unreadable_checkpoint(self.checkpoint)
+        if problem is None:
+            return None
+        source = round_checkpoint(self.run_dir, incumbent["round"])
+        if not source.is_file() or unreadable_checkpoint(source) is not None:
+            raise ValueError(f"incumbent/best.ckpt is unreadable ({problem}) and so is {source}: the incumbent's "
+                             f"weights are lost; retrain round {incumbent['round']} with python -m improve.train "
+                             f"--config-path={source.parent.parent.resolve()} --config-name=config, or start a new run")
+        atomic_copy(source, self.checkpoint)
+        return Recovered(round=incumbent["round"], reason=f"incumbent/best.ckpt is unreadable ({problem})",
+                         action=f"restored from {source.relative_to(self.run_dir)}")
 
     def edited_text(self) -> Optional[str]:
         """config.yaml's text when a person changed it since it was written, else None."""

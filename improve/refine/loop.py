@@ -14,7 +14,6 @@ proposals (agent calls and repairs), runner (training), decide (keep/revert), bu
 (its files, hand edits), console (what is printed), then results/report and final/finish;
 docs/architecture.md follows one round through them.
 """
-import json
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -26,10 +25,11 @@ from improve.config.overrides import SETTINGS, override_key, pinned_values, pipe
 from improve.config.paths import project_path, round_checkpoint, round_dir
 from improve.config.schema import EDITABLE_GROUPS
 from improve.data.profile import dataset_profile, pretrained_reachable
-from improve.files import atomic_text
+from improve.files import DISK_FULL, DiskFull, atomic_text
 from improve.final.end_of_run import EndOfRun
 from improve.final.finish import finish
-from improve.journal.events import Decision, Profile, Proposal, Resume, Start, ValidationError, WarmStartSkipped
+from improve.journal.events import (Decision, Profile, Proposal, Recovered, Resume, Start, ValidationError,
+                                    WarmStartSkipped)
 from improve.journal.log import Journal
 from improve.llm import BudgetExhausted
 from improve.pipeline import hardware
@@ -42,7 +42,7 @@ from improve.refine.console import LoopConsole, change_text
 from improve.refine.decide import Evidence, decide
 from improve.refine.incumbent import IncumbentDir
 from improve.refine.proposals import Candidate, Proposer
-from improve.refine.runner import Runner
+from improve.refine.runner import Runner, UnusableRun, finished_run
 from improve.refine.state import State, llm_usage
 from improve.refine.validator import Validator
 from improve.refine.warm_start import parent_round, prepare
@@ -70,6 +70,19 @@ class Refinement:
 
     # ------------------------------------------------------------------ entry point
     def run(self) -> Dict[str, Any]:
+        """The whole run (or the rest of it, on resume): its rounds, then the end of run; the `end` event's fields.
+        A full disk stops it with DiskFull, whose message says how to go on; what was decided is in the journal."""
+        try:
+            return self._run()
+        except OSError as err:
+            if err.errno not in DISK_FULL:
+                raise
+            raise DiskFull(err.errno, f"the disk holding {self.run_dir} is full ({err}). Every decided round is kept "
+                                      f"in journal.jsonl; free some space (earlier runs, the data cache under "
+                                      f"paths.cache_dir) and go on with: python -m improve resume={self.run_dir}") \
+                from None
+
+    def _run(self) -> Dict[str, Any]:
         cfg = self.cfg
         warm_up()  # rounds fork from a process that imports torch and Lightning meanwhile
         self.journal.repair()
@@ -101,6 +114,9 @@ class Refinement:
                              f"stratified fold, and is scored on the pooled out-of-fold predictions", "cyan")
         human = self._hand_edit(state, hand_overrides)
         self.incumbent.sync(state.incumbent)
+        repaired = self.incumbent.verify(state.incumbent)
+        if repaired is not None:
+            self._recovered(repaired)
         while True:
             state = State.of(self.journal)
             r = state.next_round
@@ -238,12 +254,25 @@ class Refinement:
         write_report(self.run_dir, State.of(self.journal))
 
     def _trained(self, state: State, r: int) -> Optional[Dict[str, Any]]:
-        """The finished metrics of round r's chosen candidate (picked among several, then interrupted before the
-        decision): it is judged without training again. None: train it."""
-        metrics = round_dir(self.run_dir, r) / "metrics.json"
-        if state.proposals[r].get("of_candidates") and metrics.is_file():
-            return json.loads(metrics.read_text())
-        return None
+        """The metrics of round r's run when its training finished before an interruption that came before its
+        decision (its chosen candidate's, when it had several): judged without training again. None: train it;
+        a file it left unreadable is said and journaled."""
+        rd, proposal = round_dir(self.run_dir, r), state.proposals[r]
+        config = None if proposal.get("of_candidates") else self.runner.config(proposal["pipeline"], rd)
+        try:
+            metrics = finished_run(rd, config)
+        except UnusableRun as err:
+            self._recovered(Recovered(round=r, reason=str(err), action="trained the round again"))
+            return None
+        if metrics is not None:
+            self.console.say(f"round {r}: its training had finished before the interruption; judged without "
+                             f"training it again", "cyan")
+        return metrics
+
+    def _recovered(self, event: Recovered) -> None:
+        self.journal.write(event)
+        where = f"round {event.round}: " if event.round is not None else ""
+        self.console.say(f"{where}{event.reason}: {event.action}", "yellow")
 
     def _round_of_candidates(self, state: State, r: int, candidates: List[Candidate]) -> None:
         """Several edits of one group, trained at once (loop.executor); the best goes to the decision."""

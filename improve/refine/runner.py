@@ -6,13 +6,17 @@ A training run is `python -m improve.train` on a frozen config in a child proces
 (dataset, hardware, logger, paths, seed, loop.round_timeout, loop.folds) and its directory, so the loop's parts
 pass it a pipeline and a folder, never the settings themselves.
 """
+import json
 import sys
 from pathlib import Path
-from typing import Any, Dict, Iterable
+from typing import Any, Dict, Iterable, Optional
 
+import torch
+import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from improve.config.paths import round_dir
+from improve.config.paths import CHECKPOINT, round_dir
+from improve.files import DISK_FULL
 from improve.config.schema import EDITABLE_GROUPS
 from improve.pipeline.process import train_in_process
 from improve.refine.folds import train_folds
@@ -38,7 +42,11 @@ class Runner:
             keep: Iterable[str] = frozenset()) -> Dict[str, Any]:
         """One scored training run of a complete config; its metrics (status "failed" with the reason on any
         failure)."""
-        return scored_run(config, output_dir, self.timeout, self.folds, live, frozenset(keep))
+        metrics = scored_run(config, output_dir, self.timeout, self.folds, live, frozenset(keep))
+        if metrics.get("errno") in DISK_FULL:  # not the pipeline's failure: the run stops (DiskFull), resume retrains
+            raise OSError(metrics["errno"], f"the training run in {output_dir} could not write its files: "
+                                            f"{metrics.get('error')}")
+        return metrics
 
     def round(self, r: int, pipeline: Pipeline) -> Dict[str, Any]:
         """Round r's own run, in rounds/NN (its LLM audit and warm-start files kept); draws on this terminal when
@@ -50,6 +58,59 @@ class Runner:
     def seed(self, pipeline: Pipeline, output_dir: Path, seed: int) -> Dict[str, Any]:
         """A confirmation run: the pipeline with another seed, in its own folder."""
         return self.run({**self.config(pipeline, output_dir), "seed": seed}, output_dir)
+
+
+class UnusableRun(ValueError):
+    """A training run finished, but a file it left is unreadable (cut short by a kill or a full disk)."""
+
+
+def finished_run(rd: Path, config: Optional[Dict[str, Any]] = None) -> Optional[Dict[str, Any]]:
+    """The metrics of the run in `rd` when it finished (status ok) before an interruption, trained on `config` (None:
+    any), its validation predictions and checkpoint readable: a resumed run judges it without training it again.
+    None when it did not finish. Raises UnusableRun when it finished but a file it left cannot be read."""
+    metrics = run_metrics(rd)
+    if metrics is None or metrics.get("status") != "ok":
+        return None
+    if config is not None:
+        try:
+            frozen = yaml.safe_load((rd / "config.yaml").read_text())
+        except (OSError, yaml.YAMLError):
+            return None
+        if frozen != yaml.safe_load(yaml.safe_dump(config, sort_keys=False)):
+            return None
+    if (rd / "val_predictions.json").exists():
+        _json(rd / "val_predictions.json")
+    problem = unreadable_checkpoint(rd / CHECKPOINT) if (rd / CHECKPOINT).exists() else None
+    if problem is not None:
+        raise UnusableRun(f"{rd.name}/{CHECKPOINT} is unreadable ({problem})")
+    return metrics
+
+
+def run_metrics(rd: Path) -> Optional[Dict[str, Any]]:
+    """metrics.json of the run in `rd`; None when there is none yet. Raises UnusableRun when it cannot be read."""
+    if not (rd / "metrics.json").is_file():
+        return None
+    metrics = _json(rd / "metrics.json")
+    if not isinstance(metrics, dict):
+        raise UnusableRun(f"{rd.name}/metrics.json holds {type(metrics).__name__}, not the run's metrics")
+    return metrics
+
+
+def unreadable_checkpoint(path: Path) -> Optional[str]:
+    """Why the checkpoint at `path` cannot be loaded, or None when it loads."""
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated: torch raises RuntimeError, EOFError or an unpickling error
+        return f"{type(err).__name__}; cut short by a kill or a full disk?"
+    return None
+
+
+def _json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as err:  # ValueError: JSONDecodeError and UnicodeDecodeError
+        raise UnusableRun(f"{path.parent.name}/{path.name} is unreadable ({type(err).__name__}; cut short by a kill "
+                          f"or a full disk?)") from None
 
 
 def scored_run(config: Dict[str, Any], rd: Path, timeout: float, folds: int = 0, live: bool = False,

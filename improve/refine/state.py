@@ -27,6 +27,7 @@ class State:
         self.candidate_results: Dict[int, Dict[int, Dict[str, Any]]] = {}  # round -> candidate -> its result
         self.confirmations: List[Dict[str, Any]] = []  # each extra seed run: round, of_round, seed, val_acc, why
         self.confirmation_cuts: List[Dict[str, Any]] = []  # confirmations the budget cut short
+        self.recovered: List[Dict[str, Any]] = []  # unreadable files found on resume, and what was done instead
         self.warm_start_skips: List[Dict[str, Any]] = []  # rounds that asked for warm_start and trained from scratch
         for e in events:
             kind = e["event"]
@@ -57,6 +58,8 @@ class State:
                 self.noise_floor = e
             elif kind == "warm_start_skipped":
                 self.warm_start_skips.append(e)
+            elif kind == "recovered":
+                self.recovered.append(e)
             if kind == "llm_fallback" or (kind == "llm_call" and e.get("error")):
                 self.llm_trouble.append(e)
 

@@ -52,6 +52,10 @@ def write_report(run_dir: Path, state) -> Path:
     for cut in state.confirmation_cuts:
         lines.append(f"- round {cut['round']}: confirmation cut to {cut['seeds']} of {cut['wanted']} seeds "
                      f"(the budget had {cut['runs_left']} training runs left).")
+    if state.recovered:
+        lines += ["", "Recovered after an interruption (files a kill or a full disk left unreadable):"]
+        lines += [f"- {'round ' + str(e['round']) + ': ' if e['round'] is not None else ''}{e['reason']}: "
+                  f"{e['action']}" for e in state.recovered]
     if state.warm_start_skips:
         lines += ["", "Warm starts that could not happen (these rounds trained from scratch):"]
         lines += [f"- round {e['round']}: {e['reason']}" for e in state.warm_start_skips]
