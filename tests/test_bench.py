@@ -94,3 +94,34 @@ def test_levers_benchmark_at_toy_size_runs_both_arms(tmp_path):
     assert "| with levers |" in result["table"] and "| without levers |" in result["table"]
     assert result["results"]["with levers/0"]["ensemble"] in ("kept", "reverted", "skipped")
     assert result["results"]["without levers/0"]["ensemble"] is None
+
+
+def test_paired_difference_has_a_t_interval_and_says_how_many_seeds_a_width_needs():
+    from improve.bench.paired import paired
+
+    iv = paired([0.90, 0.92, 0.91, 0.93, 0.89], [0.88, 0.89, 0.90, 0.90, 0.88])
+    assert iv.mean == pytest.approx(0.02) and iv.n == 5
+    assert iv.low == pytest.approx(0.02 - 2.776 * iv.sd / 5 ** 0.5, abs=1e-4) and iv.excludes_zero
+    assert "*" in iv.text() and iv.seeds_for(iv.half_width) == 5
+    assert iv.seeds_for(iv.half_width / 2) > 10  # half the width: about four times the seeds, and more
+    assert paired([0.9, None], [0.8, 0.7]).n == 1 and paired([None], [0.5]) is None
+    assert not paired([0.9, 0.8], [0.8, 0.9]).excludes_zero
+
+
+@pytest.mark.slow
+def test_suite_study_pairs_every_strategy_with_the_long_run_by_seed_and_says_where_seconds_went(tmp_path):
+    from improve.bench import strategies
+
+    out = tmp_path / "study"
+    result = strategies.study(["colour"], ["zero_shot_long", "iterative"], [0, 1], runs=2, epochs=1, out=out,
+                              extra=["dataset.max_train=60"], console=Console(file=io.StringIO()))
+    assert (out / "data" / "colour" / "train").is_dir()  # the task, written in its class-folder layout
+    raw = result["results"]
+    assert all(set(u["seconds"]) == set(strategies.SPENT) and u["seconds"]["kept"] > 0 for u in raw.values())
+    table = result["table"]
+    assert "### colour (a first pipeline can go wrong here: the hue is the label" in table
+    assert "| iterative vs | Δ, equal runs | Δ, equal s |" in table and "| zero_shot_long |" in table
+    line = next(x for x in table.splitlines() if x.startswith("| iterative |") and "[" in x)
+    assert line.count("[") == 2  # the interval at equal runs and at equal seconds
+    assert "iterative - zero_shot_long: half-width" in table
+    assert (out / "paired.png").stat().st_size > 5000

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from improve.bench.llm import format_summary, llm_summary
 from improve.bench.speed import bench_cache, bench_flip, bench_loop_work, bench_round, bench_throughput
-from improve.bench.strategies import DEFAULT_STRATEGIES, STRATEGIES, study
+from improve.bench.strategies import DEFAULT_STRATEGIES, STRATEGIES, SUITES, Suite, study
+from improve.bench.tasks import TASKS
 
 
 def build_parser(description: str) -> argparse.ArgumentParser:
@@ -40,12 +41,16 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     strat = sub.add_parser("strategies", parents=[common],
                            help="equal-budget study: zero_shot(_long), iterative (greedy, paired, confirm), "
                                 "all_at_once, random, optuna")
-    strat.add_argument("--datasets", default="digits,shapes,shapes_hard", help="comma-separated dataset configs")
-    strat.add_argument("--seeds", type=int, default=3, help="seeds 0..S-1")
-    strat.add_argument("--runs", type=int, default=8, help="training runs per strategy (zero_shot: 1)")
-    strat.add_argument("--epochs", type=int, default=3, help="epochs of every training run")
-    strat.add_argument("--strategies", default=",".join(DEFAULT_STRATEGIES),
-                       help=f"comma-separated, from {','.join(STRATEGIES)}")
+    strat.add_argument("--suite", choices=sorted(SUITES),
+                       help="a named study of the generated task kinds (bench/tasks.py): quick (about 20 minutes on "
+                            "a 2-core CPU) or full (about 8 hours); sets the defaults of the options below")
+    strat.add_argument("--datasets", help="comma-separated dataset configs or suite tasks "
+                                          f"({','.join(TASKS)}); default: digits,shapes,shapes_hard")
+    strat.add_argument("--seeds", type=int, help="seeds 0..S-1 (default 3)")
+    strat.add_argument("--runs", type=int, help="training runs per strategy (zero_shot: 1; default 8)")
+    strat.add_argument("--epochs", type=int, help="epochs of every training run (default 3)")
+    strat.add_argument("--strategies", help=f"comma-separated, from {','.join(STRATEGIES)} (default: "
+                                            f"{','.join(DEFAULT_STRATEGIES)})")
     strat.add_argument("--out", type=Path, default=Path("outputs/bench/strategies"),
                        help="results, table and plot; rerun with the same --out to resume")
     strat.add_argument("overrides", nargs="*", default=[],
@@ -87,10 +92,14 @@ def main(argv=None) -> None:
 
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     if args.command == "strategies":
-        results = study(args.datasets.split(","), args.strategies.split(","), list(range(args.seeds)), args.runs,
-                        args.epochs, args.out, args.overrides)
+        suite = SUITES[args.suite] if args.suite else Suite(["digits", "shapes", "shapes_hard"], 3, 8, 3,
+                                                            DEFAULT_STRATEGIES)
+        results = study(args.datasets.split(",") if args.datasets else suite.datasets,
+                        args.strategies.split(",") if args.strategies else suite.strategies,
+                        list(range(args.seeds if args.seeds is not None else suite.seeds)),
+                        args.runs or suite.runs, args.epochs or suite.epochs, args.out, args.overrides)
         print("\n" + results["table"])
-        print(f"table, plot and raw results in {args.out}/ (table.md, strategies.png, results.json)")
+        print(f"table, plots and raw results in {args.out}/ (table.md, strategies.png, paired.png, results.json)")
         if args.json:
             args.json.write_text(json.dumps(results["results"], indent=1))
         return

@@ -22,6 +22,7 @@ import logging
 import math
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -30,6 +31,8 @@ from omegaconf import OmegaConf, open_dict
 from rich.console import Console
 
 from improve.agents.moves import COARSE_DROPOUT, COLOR_JITTER, SCRATCH_LADDER, flips_allowed
+from improve.bench.paired import paired
+from improve.bench.tasks import TASKS, prepare
 from improve.config.compose import compose_config
 from improve.config.paths import CHECKPOINT, round_dir
 from improve.journal.log import Journal
@@ -44,6 +47,24 @@ LOOPS = {"zero_shot": "greedy", "zero_shot_long": "greedy", "iterative": "greedy
 STRATEGIES = [*LOOPS, "random", "optuna"]
 DEFAULT_STRATEGIES = ["zero_shot", "zero_shot_long", "iterative", "all_at_once", "random", "optuna"]
 log = logging.getLogger("improve.bench")
+
+
+@dataclass
+class Suite:
+    """A named study: its task kinds and the budget every strategy gets on each."""
+
+    datasets: List[str]
+    seeds: int  # seeds 0..seeds-1, each its own split and training seed
+    runs: int  # training runs per strategy (zero_shot: 1; zero_shot_long: 1 of runs x epochs)
+    epochs: int  # epochs of every training run
+    strategies: List[str]
+
+
+SUITES = {  # `--suite quick` for iterating on this CPU (about 20 minutes), `--suite full` for the study
+    "quick": Suite(["orientation", "fine_detail", "noisy_labels", "shifted_test", "colour"], 2, 3, 2,
+                   ["zero_shot_long", "iterative"]),
+    "full": Suite(list(TASKS), 5, 5, 3, STRATEGIES),
+}
 
 
 def search_space(trial, base: Dict[str, Dict], profile: Dict[str, Any]) -> Dict[str, Dict]:
@@ -72,11 +93,22 @@ def search_space(trial, base: Dict[str, Dict], profile: Dict[str, Any]) -> Dict[
     return {"augment": augment, "model": model, "trainer": trainer}
 
 
+def dataset_overrides(dataset: str, data_dir: Path) -> List[str]:
+    """A dataset config's name, or a task of the suite (`tasks.py`), written under data_dir on first use."""
+    if dataset in TASKS:
+        prepare(dataset, data_dir)
+        return TASKS[dataset].overrides(data_dir)
+    return [f"dataset={dataset}"]
+
+
 def _loop_cfg(dataset: str, seed: int, epochs: int, out: Path, cache_dir: Path, extra: List[str]):
-    """Seed s trains with seed s on split s (dataset.seed: a generated set is drawn anew), so a mean over seeds is
-    not one split's luck; `dataset.seed=N` among the overrides keeps one split for every seed."""
+    """Seed s trains with seed s on split s (dataset.seed: a generated set is drawn anew, a suite task's validation
+    and training images carved anew), so a mean over seeds is not one split's luck; `dataset.seed=N` among the
+    overrides keeps one split for every seed."""
     split = [] if any(o.startswith("dataset.seed=") for o in extra) else [f"dataset.seed={seed}"]
-    return compose_config("config", [f"dataset={dataset}", "hardware=cpu", "hardware.progress_bar=false",
+    data = dataset_overrides(dataset, cache_dir.parent / "data")
+    hardware = [] if any(o.startswith("hardware=") for o in extra) else ["hardware=cpu"]  # hardware=gpu when lent
+    return compose_config("config", [*data, *hardware, "hardware.progress_bar=false",
                                      f"seed={seed}", f"loop.max_epochs={epochs}", "loop.pretrained_reachable=false",
                                      *split, *extra], out, cache_dir)
 
@@ -88,7 +120,8 @@ def run_loop(cfg, out: Path, strategy: str, runs: int, overrides: Optional[List[
         cfg.loop.strategy = "all_at_once" if strategy == "all_at_once" else "iterative"
         cfg.loop.accept = LOOPS[strategy]
     result = Refinement(cfg, out, overrides, console=Console(file=io.StringIO()), agent=agent).run()
-    state = State(Journal(out / "journal.jsonl").events())
+    events = Journal(out / "journal.jsonl").events()
+    state = State(events)
     vals = [state.decisions[r]["val_acc"] for r in sorted(state.decisions)]
     trained = [d for d in state.decisions.values() if d["decision"] not in ("invalid", "skipped")]
     failed = sum(d["decision"] in ("failed", "invalid", "skipped") for d in state.decisions.values())
@@ -97,7 +130,30 @@ def run_loop(cfg, out: Path, strategy: str, runs: int, overrides: Optional[List[
     if chain and result["test_acc"] is not None and abs(chain[-1][1] - result["test_acc"]) > 1e-9:
         chain.append([train_s, result["test_acc"]])  # the end-of-run average or ensemble: no training, at the end
     return {"vals": vals, "test_acc": result["test_acc"], "selected_val": result["val_acc"], "failed": failed,
-            "train_runs": len(trained) + state.extra_runs, "train_s": train_s, "incumbents": chain}
+            "train_runs": len(trained) + state.extra_runs, "train_s": train_s, "incumbents": chain,
+            "seconds": seconds_spent(events)}
+
+
+SPENT = ("kept", "reverted", "failed", "confirmations", "end_of_run")  # where a unit's seconds went
+
+
+def seconds_spent(events: List[Dict[str, Any]]) -> Dict[str, float]:
+    """A loop's seconds by what they bought: rounds kept, reverted and failed (their own training), the confirmation
+    and noise-floor runs, and the end of run (soup, ensemble, the test, exports: from its last decision to `end`)."""
+    confirm: Dict[int, float] = {}
+    for e in events:
+        if e["event"] == "confirmation":
+            confirm[e["round"]] = confirm.get(e["round"], 0.0) + (e.get("seconds") or 0.0)
+    out = dict.fromkeys(SPENT, 0.0)
+    out["confirmations"] = sum(confirm.values())
+    decisions = [e for e in events if e["event"] == "decision"]
+    for d in decisions:
+        if d["decision"] in ("kept", "reverted", "failed"):
+            out[d["decision"]] += max((d.get("seconds") or 0.0) - confirm.get(d["round"], 0.0), 0.0)
+    ends = [e for e in events if e["event"] == "end"]
+    if decisions and ends:
+        out["end_of_run"] = max(ends[-1]["time"] - decisions[-1]["time"], 0.0)
+    return {k: round(v, 1) for k, v in out.items()}
 
 
 def _incumbents(out: Path, state: State) -> List[List[float]]:
@@ -124,6 +180,7 @@ def run_search(cfg, out: Path, strategy: str, runs: int, base: Dict[str, Dict], 
     study = optuna.create_study(direction="maximize", sampler=sampler)
     vals: List[Optional[float]] = []
     seconds = 0.0
+    spent = dict.fromkeys(SPENT, 0.0)
     best: Optional[tuple] = None
     incumbents: List[List[float]] = []
     for i in range(runs):
@@ -133,8 +190,10 @@ def run_search(cfg, out: Path, strategy: str, runs: int, base: Dict[str, Dict], 
         config = train_config(cfg, pipeline, rd)
         start = time.perf_counter()
         metrics = train_in_process(config, rd, timeout)
-        seconds += time.perf_counter() - start
+        took = time.perf_counter() - start
+        seconds += took
         val = metrics.get("best_val_acc") if metrics.get("status") == "ok" else None
+        spent["failed" if val is None else "kept" if best is None or val > best[0] else "reverted"] += took
         study.tell(trial, val if val is not None else float("nan"))
         vals.append(val)
         if val is not None and (best is None or val > best[0]):
@@ -147,7 +206,7 @@ def run_search(cfg, out: Path, strategy: str, runs: int, base: Dict[str, Dict], 
             shutil.rmtree(rd / "checkpoints", ignore_errors=True)
     return {"vals": vals, "test_acc": incumbents[-1][1] if incumbents else None,
             "selected_val": best[0] if best else None, "failed": sum(v is None for v in vals), "train_runs": runs,
-            "train_s": round(seconds, 1), "incumbents": incumbents}
+            "train_s": round(seconds, 1), "incumbents": incumbents, "seconds": {k: round(v, 1) for k, v in spent.items()}}
 
 
 def run_unit(dataset: str, strategy: str, seed: int, runs: int, epochs: int, out: Path, cache_dir: Path,
@@ -243,6 +302,98 @@ def summarise(results: Dict[str, Dict], datasets: List[str], strategies: List[st
                                f"the incumbent it had then.\n")
 
 
+REFERENCE = "zero_shot_long"  # what a practitioner tries first: every strategy is compared with it
+
+
+def _by_seed(results: Dict[str, Dict], d: str, s: str, seeds: List[int]) -> Dict[str, List[Optional[float]]]:
+    """Strategy s's final test accuracy and its test accuracy at the equal-seconds point, seed by seed."""
+    units = [results.get(f"{d}/{s}/{seed}") for seed in seeds]
+    return {"final": [u["test_acc"] if u else None for u in units],
+            "equal_s": [test_at_seconds(u, equal_seconds(results, d, seed)) if u else None
+                        for u, seed in zip(units, seeds)]}
+
+
+def paired_summary(results: Dict[str, Dict], datasets: List[str], strategies: List[str], seeds: List[int],
+                   half_width: float = 0.02) -> str:
+    """Per dataset: each strategy's final test accuracy (mean ± std), its paired difference to zero_shot_long with
+    the 95 % interval at equal training runs and at equal training seconds, where its seconds went; then iterative
+    against every other strategy; and how many seeds would bring iterative - zero_shot_long to ±half_width."""
+    lines = []
+    for d in datasets:
+        present = [s for s in strategies if any(f"{d}/{s}/{seed}" in results for seed in seeds)]
+        if not present:
+            continue
+        wrong = f" (a first pipeline can go wrong here: {TASKS[d].wrong})" if d in TASKS else ""
+        lines += ["", f"### {d}{wrong}", "",
+                  f"| strategy | final test acc | Δ vs {REFERENCE}, equal runs | test acc at equal s | Δ vs "
+                  f"{REFERENCE}, equal s | seconds: kept / reverted / failed / confirm / end |",
+                  "|---|---|---|---|---|---|"]
+        ref = _by_seed(results, d, REFERENCE, seeds)
+        for s in present:
+            mine = _by_seed(results, d, s, seeds)
+            vs_final, vs_equal = paired(mine["final"], ref["final"]), paired(mine["equal_s"], ref["equal_s"])
+            spent = [results[k].get("seconds") for seed in seeds if (k := f"{d}/{s}/{seed}") in results]
+            spent = [x for x in spent if x]
+            where = " / ".join(f"{np.mean([x[k] for x in spent]):.0f}" for k in SPENT) if spent else "-"
+            lines.append(f"| {s} | {_mean_std(mine['final'])} | "
+                         f"{vs_final.text() if vs_final and s != REFERENCE else '-'} | {_mean_std(mine['equal_s'])} | "
+                         f"{vs_equal.text() if vs_equal and s != REFERENCE else '-'} | {where} |")
+        if "iterative" in present:
+            it = _by_seed(results, d, "iterative", seeds)
+            others = [s for s in present if s != "iterative"]
+            if others:
+                lines += ["", "| iterative vs | Δ, equal runs | Δ, equal s |", "|---|---|---|"]
+                for s in others:
+                    other = _by_seed(results, d, s, seeds)
+                    a, b = paired(it["final"], other["final"]), paired(it["equal_s"], other["equal_s"])
+                    lines.append(f"| {s} | {a.text() if a else '-'} | {b.text() if b else '-'} |")
+            gap = paired(it["final"], ref["final"]) if REFERENCE in present else None
+            if gap is not None and gap.n >= 2:
+                need = gap.seeds_for(half_width)
+                lines += ["", f"iterative - {REFERENCE}: half-width {gap.half_width:.4f} over {gap.n} seeds"
+                              + ("" if gap.half_width <= half_width else
+                                 f"; about {need} seeds would bring it to ±{half_width}")]
+    return "\n".join(lines) + ("\n\nΔ: mean paired difference over the seeds (same split and training seed), its "
+                               "95% Student-t interval in brackets; * when the interval excludes 0. Equal s: every "
+                               f"strategy stopped at the training seconds of {REFERENCE}'s one run and tested with the "
+                               "incumbent it had then. Seconds: mean per seed, the training of kept, reverted and "
+                               "failed runs, confirmation runs, and the end of run.\n" if lines else "")
+
+
+def plot_paired(results: Dict[str, Dict], datasets: List[str], strategies: List[str], seeds: List[int],
+                path: Path) -> Optional[Path]:
+    """Each strategy's paired difference to zero_shot_long with its 95 % interval, at equal runs (circles) and at
+    equal seconds (squares), one panel per dataset."""
+    from improve.results.plots import plt  # the Agg backend, files only
+
+    others = [s for s in strategies if s != REFERENCE]
+    if REFERENCE not in strategies or not others:
+        return None
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.5 * len(datasets), 0.5 * len(others) + 1.8), dpi=110,
+                             squeeze=False)
+    for ax, d in zip(axes[0], datasets):
+        ref = _by_seed(results, d, REFERENCE, seeds)
+        for y, s in enumerate(others):
+            mine = _by_seed(results, d, s, seeds)
+            for offset, key, marker in ((-0.15, "final", "o"), (0.15, "equal_s", "s")):
+                iv = paired(mine[key], ref[key])
+                if iv is not None:
+                    ax.errorbar(iv.mean, y + offset, xerr=[[iv.mean - iv.low], [iv.high - iv.mean]], fmt=marker,
+                                capsize=3, color="C0" if key == "final" else "C1",
+                                label=("equal runs" if key == "final" else "equal seconds") if y == 0 else None)
+        ax.axvline(0, color="grey", lw=1)
+        ax.set_yticks(range(len(others)))
+        ax.set_yticklabels(others)
+        ax.set_title(d)
+        ax.set_xlabel(f"test acc - {REFERENCE} (95% interval)")
+        ax.grid(alpha=0.3, axis="x")
+    axes[0][0].legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def plot(results: Dict[str, Dict], datasets: List[str], strategies: List[str], seeds: List[int], runs: int,
          path: Path) -> Path:
     """Best-so-far validation accuracy per run, mean with a ±std band, one panel per dataset (the paper's Fig. 2)."""
@@ -295,7 +446,8 @@ def study(datasets: List[str], strategies: List[str], seeds: List[int], runs: in
                 console.print(f"{key}: best val {best:.4f}, test {results[key]['test_acc']}, "
                               f"{results[key]['wall_s']} s", highlight=False)
                 results_file.write_text(json.dumps(results, indent=1))
-    table = summarise(results, datasets, strategies, seeds, runs)
+    table = summarise(results, datasets, strategies, seeds, runs) + paired_summary(results, datasets, strategies, seeds)
     (out / "table.md").write_text(table)
     plot(results, datasets, strategies, seeds, runs, out / "strategies.png")
+    plot_paired(results, datasets, strategies, seeds, out / "paired.png")
     return {"table": table, "results": results, "dir": str(out)}
