@@ -125,3 +125,11 @@ def test_suite_study_pairs_every_strategy_with_the_long_run_by_seed_and_says_whe
     assert line.count("[") == 2  # the interval at equal runs and at equal seconds
     assert "iterative - zero_shot_long: half-width" in table
     assert (out / "paired.png").stat().st_size > 5000
+
+
+def test_validation_benchmark_prints_the_seconds_of_a_bounded_check_and_of_one_in_process(capsys):
+    from improve.bench.cli import main
+
+    main(["validation", "--repeats", "1"])
+    printed = capsys.readouterr().out
+    assert "in the loop's process" in printed and "in its bounded child" in printed and "median of 3" in printed

@@ -10,6 +10,8 @@ levers      the offline expert with EMA, TTA, RandAugment and an ensemble agains
 
 speed       the framework's and the loop's share of a training run's cost, the dataset cache (speed.py).
 flip        the orientation task with and without a horizontal flip, which changes the label (speed.py).
+validation  one edit checked in its bounded child process against the same checks in the loop's process
+            (validation.py).
 """
 import argparse
 import json
@@ -66,6 +68,10 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     cand.add_argument("overrides", nargs="*", default=[], help="config.yaml overrides for every loop")
     flip = sub.add_parser("flip", parents=[common], help="shapes orientation task with and without a horizontal flip")
     flip.add_argument("overrides", nargs="*", default=[], help="train.yaml overrides for both runs")
+    val = sub.add_parser("validation", parents=[common],
+                         help="seconds of one edit's validation in its bounded child vs in the loop's process")
+    val.add_argument("--repeats", type=int, default=10, help="times each of three edits is checked each way")
+    val.add_argument("overrides", nargs="*", default=[], help="config.yaml overrides (the pipeline the edits change)")
     llm = sub.add_parser("llm", parents=[common], help="how the LLM did in finished runs: seconds, tokens/s, validity")
     llm.add_argument("runs", nargs="+", type=Path, help="run directories of python -m improve")
     lev = sub.add_parser("levers", parents=[common],
@@ -102,6 +108,16 @@ def main(argv=None) -> None:
         print(f"table, plots and raw results in {args.out}/ (table.md, strategies.png, paired.png, results.json)")
         if args.json:
             args.json.write_text(json.dumps(results["results"], indent=1))
+        return
+    if args.command == "validation":
+        from improve.bench.validation import bench_validation
+
+        r = bench_validation(args.repeats, args.overrides)
+        print(f"validation of one edit ({r['model']} at {r['image_size']} px, median of {r['checks']}): in the "
+              f"loop's process {r['in_process_s']:.3f} s, in its bounded child {r['bounded_s']:.3f} s "
+              f"(+{r['overhead_s']:.3f} s for the child)")
+        if args.json:
+            args.json.write_text(json.dumps(r, indent=1))
         return
     if args.command == "levers":
         from rich.console import Console

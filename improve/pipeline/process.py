@@ -174,6 +174,7 @@ def _bounded_main(send, func: Callable, args: Sequence[Any], memory_bytes: Optio
     """The child of `call_bounded`: its own process group, dies with the caller, address space capped."""
     os.setsid()
     threading.Thread(target=_kill_group_when_parent_dies, daemon=True).start()
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash ends at once: no core dump of torch's address space
     if memory_bytes:
         try:  # on top of what the preloaded libraries already map
             limit = _virtual_memory() + int(memory_bytes)
