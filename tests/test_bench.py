@@ -105,6 +105,9 @@ def test_paired_difference_has_a_t_interval_and_says_how_many_seeds_a_width_need
     assert "*" in iv.text() and iv.seeds_for(iv.half_width) == 5
     assert iv.seeds_for(iv.half_width / 2) > 10  # half the width: about four times the seeds, and more
     assert paired([0.9, None], [0.8, 0.7]).n == 1 and paired([None], [0.5]) is None
+    two = paired([0.95, 0.80], [0.90, 0.90])  # two seeds, far apart: t(1) = 12.7 makes the interval wide
+    need = two.seeds_for(0.02)
+    assert need > 2 and 2.1 * two.sd / need ** 0.5 > 0.02 * 0.9  # roughly (t sd / 0.02)^2 with t near 2
     assert not paired([0.9, 0.8], [0.8, 0.9]).excludes_zero
 
 

@@ -40,13 +40,10 @@ class Interval:
             return None
         if self.sd == 0:
             return self.n
-        n = self.n
-        for _ in range(1000):  # t's quantile shrinks with n: iterate to the fixed point
-            need = math.ceil((stats.t.ppf((1 + CONFIDENCE) / 2, max(n - 1, 1)) * self.sd / half_width) ** 2)
-            if need == n:
-                break
-            n = max(need, 2)
-        return max(n, 2)
+        for n in range(2, 100_000):  # the smallest n whose interval t(n-1) * sd / sqrt(n) is that narrow
+            if stats.t.ppf((1 + CONFIDENCE) / 2, n - 1) * self.sd / math.sqrt(n) <= half_width:
+                return n
+        return None
 
 
 def paired(a: Sequence[Optional[float]], b: Sequence[Optional[float]]) -> Optional[Interval]:
