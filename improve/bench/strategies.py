@@ -60,7 +60,7 @@ class Suite:
     strategies: List[str]
 
 
-SUITES = {  # `--suite quick` for iterating on this CPU (about 20 minutes), `--suite full` for the study
+SUITES = {  # `--suite quick` for iterating on this CPU (about 11 minutes), `--suite full` for the study
     "quick": Suite(["orientation", "fine_detail", "noisy_labels", "shifted_test", "colour"], 2, 3, 2,
                    ["zero_shot_long", "iterative"]),
     "full": Suite(list(TASKS), 5, 5, 3, STRATEGIES),
