@@ -33,17 +33,19 @@ def test_a_bounded_call_returns_its_value_and_every_other_ending_becomes_a_reaso
     for name, func, args, memory, timeout in (("KeyError", operator.getitem, ({}, "no such key"), None, TIMEOUT),
                                               ("SystemExit", sys.exit, (7,), None, TIMEOUT),
                                               ("hang", time.sleep, (600,), None, TIMEOUT),
-                                              # how a C stack overflow ends; a loaded machine can take seconds to
-                                              # unwind a crash, so this one gets more time than the others
-                                              ("segfault", ctypes.string_at, (0,), None, 30),
+                                              # how a C stack overflow ends
+                                              ("segfault", ctypes.string_at, (0,), None, TIMEOUT),
                                               ("8 GiB", bytearray, (8 * 2 ** 30,), 2 ** 30, TIMEOUT)):
         start = time.perf_counter()
         with pytest.raises(ChildFailed) as err:
             call_bounded(func, args, timeout=timeout, memory_bytes=memory)
         endings[name] = (err.value.reason, err.value.error_type)
         assert time.perf_counter() - start < timeout + 5, name
+    # a crashed child dies of its signal, unless a crash handler some library installed keeps it faulting: then
+    # the timeout ends it; either way the caller gets a reason, in bounded time
+    assert endings.pop("segfault")[0] in ("killed", "timeout")
     assert endings == {"KeyError": ("raised", "KeyError"), "SystemExit": ("raised", "SystemExit"),
-                       "hang": ("timeout", ""), "segfault": ("killed", ""), "8 GiB": ("memory", "MemoryError")}
+                       "hang": ("timeout", ""), "8 GiB": ("memory", "MemoryError")}
 
 
 def validator(**kwargs):
