@@ -27,7 +27,9 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
+from PIL import Image, ImageEnhance, ImageFilter
+
+from improve.data.sources.generated import draw_outline as draw
 
 GENERATOR_VERSION = 1  # bump when a generator changes: the suite's folders are written again
 
@@ -54,20 +56,6 @@ GLYPHS = {  # ten outlines, none a rotation of another
     "chevron": [(-0.9, 0.7), (0.0, -0.2), (0.9, 0.7), (0.9, 0.1), (0.0, -0.8), (-0.9, 0.1)],
 }
 NAMES = sorted(GLYPHS)
-
-
-def draw(points: List[tuple], size: int, angle_deg: float, scale: float, dx: float, dy: float,
-         fill=255, background=0, mode: str = "L") -> Image.Image:
-    """One filled outline on a plain background, rotated counter-clockwise by `angle_deg`, antialiased."""
-    ss = 4
-    canvas = Image.new(mode, (size * ss, size * ss), background)
-    t = math.radians(angle_deg)
-    c, s = math.cos(t), math.sin(t)
-    half = size * ss / 2
-    pts = [(half + ((x * c - y * s) * scale + dx) * half, half - ((x * s + y * c) * scale + dy) * half)
-           for x, y in points]
-    ImageDraw.Draw(canvas).polygon(pts, fill=fill)
-    return canvas.resize((size, size), Image.BILINEAR)
 
 
 def _noisy(img: Image.Image, rng: np.random.Generator, sigma: float) -> Image.Image:

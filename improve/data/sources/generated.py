@@ -31,21 +31,28 @@ _SHAPES = {
 }
 
 
-def render_shape(shape: str, angle_deg: float, size: int, scale: float, dx: float, dy: float) -> np.ndarray:
-    """Draw one white shape on black, pointing at `angle_deg` (0 = up, counter-clockwise), antialiased."""
+def draw_outline(points, size: int, angle_deg: float, scale: float, dx: float, dy: float, fill=255, background=0,
+                 mode: str = "L"):
+    """A PIL image of one filled outline (points in [-1, 1], y up) on a plain background, rotated counter-clockwise
+    by `angle_deg`, scaled and moved by (dx, dy) in half-widths, antialiased by 4x supersampling."""
     from PIL import Image, ImageDraw
 
     ss = 4  # supersampling factor
-    canvas = Image.new("L", (size * ss, size * ss), 0)
+    canvas = Image.new(mode, (size * ss, size * ss), background)
     t = math.radians(angle_deg)
     c, s = math.cos(t), math.sin(t)
     half = size * ss / 2
     pts = []
-    for x, y in _SHAPES[shape]:
+    for x, y in points:
         rx, ry = x * c - y * s, x * s + y * c  # rotate counter-clockwise in a y-up frame
         pts.append((half + (rx * scale + dx) * half, half - (ry * scale + dy) * half))
-    ImageDraw.Draw(canvas).polygon(pts, fill=255)
-    return np.asarray(canvas.resize((size, size), Image.BILINEAR), dtype=np.uint8)
+    ImageDraw.Draw(canvas).polygon(pts, fill=fill)
+    return canvas.resize((size, size), Image.BILINEAR)
+
+
+def render_shape(shape: str, angle_deg: float, size: int, scale: float, dx: float, dy: float) -> np.ndarray:
+    """Draw one white shape on black, pointing at `angle_deg` (0 = up, counter-clockwise), antialiased."""
+    return np.asarray(draw_outline(_SHAPES[shape], size, angle_deg, scale, dx, dy), dtype=np.uint8)
 
 
 def shapes_source(ds, root: Path) -> Source:
