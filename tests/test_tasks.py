@@ -109,3 +109,27 @@ def test_colour_classes_differ_in_hue_and_look_alike_in_greyscale():
     assert max(means) - min(means) < 12  # greyscale cannot tell the classes apart
     rgb = [tasks.with_luma(h, 0.5) for h in tasks.HUES]
     assert len({tuple(np.round(c, 2)) for c in rgb}) == len(tasks.HUES)
+
+
+def test_mirror_each_class_is_its_pairs_mirror_image_and_no_other_classes():
+    from improve.refine.diagnoses import mirror_contrast
+
+    rng = np.random.default_rng(0)
+    images = [np.stack([np.asarray(tasks.chiral(c, rng), np.float32) for _ in range(40)]) for c in range(8)]
+    pair = {c: next(d for d in range(8) if d != c and tasks.MIRROR_OF[d][0] == tasks.MIRROR_OF[c][0])
+            for c in range(8)}
+    for c in range(8):
+        rest = np.concatenate([images[d] for d in range(8) if d not in (c, pair[c])])
+        assert mirror_contrast(images[c], images[pair[c]], rest)["contrast"] >= 0.5
+        other = next(d for d in range(8) if d not in (c, pair[c]))
+        rest = np.concatenate([images[d] for d in range(8) if d not in (c, other)])
+        assert mirror_contrast(images[c], images[other], rest)["contrast"] <= 0.2
+    assert all(tasks.MIRROR_OF[c][1] != tasks.MIRROR_OF[pair[c]][1] for c in range(8))
+
+
+def test_a_blind_task_has_no_description_and_a_name_that_tells_nothing(tmp_path):
+    described = TASKS["mirror"].overrides(tmp_path)
+    blind = TASKS["mirror"].overrides(tmp_path, described=False)
+    assert any("mirror image" in o for o in described)
+    assert "dataset.description=\"\"" in blind and not any("mirror" in o for o in blind if "name=" in o)
+    assert [o for o in blind if "path=" in o] == [o for o in described if "path=" in o]

@@ -5,7 +5,7 @@ group at a time (`init_group`, the no-UPI ablation). Analyst: summarised history
 and why. Engineer: feedback + the group's current values + what was tried -> new YAML for
 that group. Every YAML an agent returns is untrusted text, validated by `improve.edits`.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Protocol
 
@@ -32,6 +32,7 @@ class Choice:
     feedback: str  # what the engineer should aim for, in words
     diagnosis: str = "ok"  # one of DIAGNOSES: the state of training the change should address
     author: Optional[str] = None  # who really answered when not the role's usual player, e.g. "expert (fallback)"
+    finding: Optional[str] = None  # the structural finding (refine/diagnoses.py rule) the change acts on, if any
 
 
 @dataclass
@@ -58,6 +59,7 @@ class Context:
     runs_left: Optional[int] = None  # training runs the budget allows, this round's included; None = not known
     seconds_left: Optional[float] = None  # seconds loop.time_budget leaves; None = no time budget
     round_timeout: float = 900.0  # seconds one round may take before it is killed
+    findings: List[Dict[str, Any]] = field(default_factory=list)  # what the errors say (refine/diagnoses.py)
 
 
 class Agent(Protocol):

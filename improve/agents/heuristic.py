@@ -1,6 +1,8 @@
 """The offline expert: plays every role with an ML engineer's rules of thumb. Deterministic for a seed.
 
-It reads the incumbent's learning curves: overfitting (train >> val) -> stronger augmentation,
+What the errors say comes first: a structural finding (`refine/diagnoses.py`: mirror-image pairs under a
+flip, colour-only pairs under a colour change, detail lost at the image size, rare classes unbalanced) is
+acted on before anything the curves suggest, once. Then it reads the incumbent's learning curves: overfitting (train >> val) -> stronger augmentation,
 MixUp/CutMix, dropout/drop-path, weight decay, label smoothing; underfitting -> more capacity,
 more epochs, a higher learning rate; unstable or NaN -> lower learning rate, clipping, warm-up.
 Far from the ceiling its steps are decisive and coherent (`moves.py`); a group whose change was
@@ -125,6 +127,10 @@ class HeuristicAgent:
         if last and last.get("summary", {}).get("diagnosis") == "unstable":
             return Choice("trainer", f"round {last['round']} diverged (NaN/inf loss): lower the learning rate, "
                                      f"clip gradients, warm up longer", "unstable")
+        fix = self._finding(ctx)
+        if fix is not None:
+            return Choice(fix["group"], f"the errors say {fix['rule']}: {fix['edit']} ({fix['evidence'][:240]})",
+                          diagnosis if diagnosis in DIAGNOSES else "ok", finding=fix["rule"])
         warm = ctx.incumbent.get("pipeline", {}).get("trainer", {}).get("warm_start")
         if (warm and last and last.get("decision") == "kept" and last.get("group") == "trainer"
                 and (last.get("delta") or 0.0) >= CONTINUE_GAIN):
@@ -152,6 +158,16 @@ class HeuristicAgent:
         elif group != order[0]:
             why += f"; {order[0]} stopped paying off ({stale[order[0]]} reverted changes in a row)"
         return Choice(group, why, diagnosis if diagnosis in DIAGNOSES else "ok")
+
+    @staticmethod
+    def _finding(ctx: Context) -> Optional[Dict[str, Any]]:
+        """The structural finding to act on first: actionable, and not already tried and reverted (a fix gets one
+        round; the errors found a cause, they do not promise the fix wins)."""
+        tried = {(r.get("rationale") or "").split(":")[0] for r in ctx.rounds if r.get("decision") != "kept"}
+        for f in sorted(ctx.findings, key=lambda f: -(f.get("share_of_errors") or 0.0)):
+            if f.get("actionable") and f["rule"] not in tried:
+                return f
+        return None
 
     @staticmethod
     def _reverts_in_a_row(ctx: Context, group: str) -> int:

@@ -47,7 +47,8 @@ def render(name: str, ctx: Context, **extra: Any) -> str:
               "constraints": json.dumps(ctx.profile.get("constraints") or {}) or "none",
               "pretrained": "yes" if ctx.profile.get("pretrained_reachable") else
               "no (set pretrained: false; only from-scratch training works here)",
-              "max_epochs": ctx.max_epochs, "budget": budget_text(ctx), "error": "", **extra}
+              "max_epochs": ctx.max_epochs, "budget": budget_text(ctx), "findings": _data(findings_text(ctx)),
+              "error": "", **extra}
     return Template(prompt(name)).safe_substitute(values)
 
 
@@ -63,10 +64,29 @@ def budget_text(ctx: Context) -> str:
     return "; ".join(parts)
 
 
+def findings_text(ctx: Context) -> str:
+    """The structural findings from the errors (refine/diagnoses.py), one line each, or that there are none."""
+    if not ctx.findings:
+        return "none (no confused class pair had a structural cause, or the errors were not read yet)"
+    return "\n".join(f"- {f['rule']} ({'to act on' if f.get('actionable') else 'already acted on; keep it so'}): "
+                     f"{f['edit']}. Evidence: {f['evidence'][:400]}" for f in ctx.findings)
+
+
+def _errors_line(errors: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+    """A round's confusion summary, compact: its three most confused pairs and three worst classes."""
+    if not errors:
+        return None
+    return {"errors": errors.get("errors"), "of": errors.get("images"),
+            "top_pairs": [f"{p['a']}<->{p['b']}: {p['a_as_b']}+{p['b_as_a']} of {p['images']}"
+                          for p in errors.get("pairs", [])[:3]],
+            "worst": [f"{w['class']} {w['acc']:.2f}" for w in errors.get("worst", [])[:3]]}
+
+
 def summarise_history(ctx: Context) -> str:
     """Recent rounds in full, older ones as counts: the size stays bounded however long the run."""
     rows = [{k: r.get(k) for k in ("round", "author", "group", "changes", "val_acc", "delta", "decision")}
-            | {"curve": {k: v for k, v in (r.get("summary") or {}).items() if k != "val_acc_curve"}}
+            | {"curve": {k: v for k, v in (r.get("summary") or {}).items() if k not in ("val_acc_curve", "errors")},
+               "errors": _errors_line((r.get("summary") or {}).get("errors"))}
             for r in ctx.rounds]
     earlier = max(0, ctx.round - 1 - len(rows))
     text = json.dumps(rows, default=str)

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional
 
 from improve.agents.base import Context
+from improve.pipeline.augment import FLIPS, changes_colour
 from improve.pipeline.init_weights import same_weights
 
 NO_FLIP_WORDS = ("orientation", "rotat", "direction", "angle", "arrow", "text", "digit", "letter", "number",
-                 "handwrit", "character", "sign", "flip", "chirality", "left", "right")
+                 "handwrit", "character", "sign", "flip", "chirality", "mirror", "left", "right")
 NO_ROTATE_WORDS = ("orientation", "rotat", "direction", "angle", "arrow", "upright")
 SCRATCH_LADDER = ["test_resnet", "resnet10t", "resnet14t", "resnet18d", "resnet26d", "resnet34d"]
 PRETRAINED_LADDER = ["convnext_atto", "convnext_femto", "convnext_pico", "convnext_nano", "convnext_tiny"]
@@ -39,15 +40,32 @@ def _words(profile: Dict[str, Any]) -> str:
     return f"{profile.get('name', '')} {profile.get('description', '')}".lower()
 
 
-def flips_allowed(profile: Dict[str, Any]) -> bool:
-    """A mirror image must keep its label: not for orientations, text, digits; not for tiny grayscale glyphs."""
-    if any(w in _words(profile) for w in NO_FLIP_WORDS):
+MIRROR_OPPOSITES = {"left/right", "l/r", "cw/ccw", "anticlockwise/clockwise", "clockwise/counterclockwise",
+                    "east/west", "mirrored/normal"}  # class names paired by these: a mirror image is the other class
+TURN_OPPOSITES = {"down/up", "bottom/top", "inverted/upright", "north/south"}  # ... a half turn is the other class
+
+
+def _opposites(profile: Dict[str, Any]) -> set:
+    return set((profile.get("class_structure") or {}).get("opposites") or [])
+
+
+def flips_allowed(profile: Dict[str, Any], findings: Optional[List[Dict[str, Any]]] = None) -> bool:
+    """A mirror image must keep its label: not for orientations, text, digits; not for tiny grayscale glyphs; not
+    when class names come in left/right pairs, nor once the errors showed mirror-image pairs (`findings`)."""
+    if any(w in _words(profile) for w in NO_FLIP_WORDS) or _opposites(profile) & MIRROR_OPPOSITES:
+        return False
+    if any(f.get("rule") == "mirror_pairs" for f in findings or []):
         return False
     return not (profile.get("channels") == 1 and max(profile["native_size"]["median"]) <= 32)
 
 
 def rotation_allowed(profile: Dict[str, Any]) -> bool:
-    return not any(w in _words(profile) for w in NO_ROTATE_WORDS)
+    return not (any(w in _words(profile) for w in NO_ROTATE_WORDS) or _opposites(profile) & TURN_OPPOSITES)
+
+
+def colour_allowed(findings: Optional[List[Dict[str, Any]]]) -> bool:
+    """Hue, saturation and greyscale changes keep the label, unless the errors showed colour-only pairs."""
+    return not any(f.get("rule") == "colour_pairs" for f in findings or [])
 
 
 def side(profile: Dict[str, Any]) -> int:
@@ -85,8 +103,30 @@ def _steps_per_run(ctx: Context, trainer: Dict[str, Any]) -> int:
     return trainer["epochs"] * max(1, ctx.profile.get("train_images", 1000) // trainer["batch_size"])
 
 
+def fixes(ctx: Context, group: str) -> List[Move]:
+    """The edits the errors call for (`ctx.findings` that are actionable, of this group): before any other move."""
+    out = []
+    for f in ctx.findings:
+        if not f.get("actionable") or f.get("group") != group:
+            continue
+        why = f"{f['rule']}: {f['edit']}"
+        if f["rule"] == "mirror_pairs":
+            out.append(Move(why, lambda v: {**v, "train_transforms": [t for t in v["train_transforms"]
+                                                                      if t.get("name") not in FLIPS]}))
+        elif f["rule"] == "colour_pairs":
+            out.append(Move(why, lambda v: {**v, "train_transforms": [t for t in v["train_transforms"]
+                                                                      if not changes_colour(t)]}))
+        elif f["rule"] == "detail_pairs":
+            bigger = min(2 * int(f.get("at_size") or 32), 256)
+            out.append(Move(why, lambda v, b=bigger: _resized(v, max(b, v["image_size"]))))
+        elif f["rule"] == "imbalance":
+            out.append(Move(why, lambda v: {**v, "balance": "sampler"}))
+    return out
+
+
 def augment_moves(ctx: Context, a: Dict[str, Any], diagnosis: str, levers: bool = True) -> List[Move]:
     p, size = ctx.profile, a["image_size"]
+    flips_ok = flips_allowed(p, ctx.findings)
 
     def add(t: Dict[str, Any]):
         if find(a["train_transforms"], t["name"]):
@@ -114,9 +154,9 @@ def augment_moves(ctx: Context, a: Dict[str, Any], diagnosis: str, levers: bool 
         stronger.insert(1, Move(f"RandAugment (2 ops, magnitude 5{'' if geometric else ', photometric only'}): "
                                 f"varied label-safe distortions",
                                 add({"name": "RandAugment", "num_ops": 2, "magnitude": 5.0, "geometric": geometric})))
-    if p["channels"] == 3:
+    if p["channels"] == 3 and colour_allowed(ctx.findings):
         stronger.append(Move("ColorJitter: robustness to lighting", add(copy.deepcopy(COLOR_JITTER))))
-    if flips_allowed(p):
+    if flips_ok:
         stronger.insert(0, Move("HorizontalFlip: mirror images are the same class here",
                                 add({"name": "HorizontalFlip", "p": 0.5})))
     if size >= 64:
@@ -129,7 +169,7 @@ def augment_moves(ctx: Context, a: Dict[str, Any], diagnosis: str, levers: bool 
     if a["train_transforms"]:
         weaker.append(Move(f"drop {a['train_transforms'][-1]['name']}: less augmentation to let the model fit",
                            lambda v: {**v, "train_transforms": v["train_transforms"][:-1]}))
-    keep = {"HorizontalFlip", "RandomResizedCrop"}  # label-safe and cheap: they never stop a model from fitting
+    keep = {"HorizontalFlip", "RandomResizedCrop"} if flips_ok else {"RandomResizedCrop"}  # label-safe and cheap
     up = size * 2 if size < 64 else size  # a stride-32 CNN sees a 32px image as a single cell: give it more
     decisive = Move("far from fitting: drop every regulariser at once (MixUp/CutMix, jitter, erasing, policies)"
                     + (f" and upscale {size} -> {up}px so the network keeps spatial detail" if up != size else ""),
@@ -141,10 +181,10 @@ def augment_moves(ctx: Context, a: Dict[str, Any], diagnosis: str, levers: bool 
                 set_(tta=True))] if levers and not a.get("tta") else []
     stronger = [m for m in stronger if m.make is not None]
     if diagnosis == "underfit":
-        return ([decisive] if _far(ctx) else []) + weaker + resize
+        return fixes(ctx, "augment") + ([decisive] if _far(ctx) else []) + weaker + resize
     if diagnosis == "overfit":
-        return stronger + tta + weaker
-    return tta + stronger + resize + weaker
+        return fixes(ctx, "augment") + stronger + tta + weaker
+    return fixes(ctx, "augment") + tta + stronger + resize + weaker
 
 
 def model_moves(ctx: Context, m: Dict[str, Any], diagnosis: str, levers: bool = True) -> List[Move]:
@@ -242,7 +282,7 @@ def trainer_moves(ctx: Context, t: Dict[str, Any], diagnosis: str, levers: bool 
     if found and t.get("lr_find"):  # the range test ran: fix its lr and save its time
         moves.insert(0, Move(f"fix lr at the range test's {found:.3g}", lambda v: {**v, "lr": float(f"{found:.3g}"),
                                                                                "lr_find": False}))
-    return moves
+    return fixes(ctx, "trainer") + moves
 
 
 MOVES = {"augment": augment_moves, "model": model_moves, "trainer": trainer_moves}

@@ -5,6 +5,8 @@ run and the same hardware; each run is `python -m improve.train` in its own proc
   zero_shot         the architect's first pipeline only (the paper's baseline; 1 run)
   zero_shot_long    that pipeline trained once with the whole budget's epochs (what a practitioner tries first)
   iterative         the refinement loop, one group a round, keeping any gain (loop.accept=greedy)
+  iterative_curves  the same with its analyst reading the curves only (loop.diagnose=false: no confusion pairs,
+                    no structural findings), the ablation of refine/diagnoses.py
   iterative_paired  the same, keeping only significant gains (loop.accept=paired)
   iterative_confirm the same, retraining unproven gains with more seeds (loop.accept=confirm; the extra runs
                     come out of the budget)
@@ -42,8 +44,9 @@ from improve.refine.loop import Refinement
 from improve.refine.runner import train_config
 from improve.refine.state import State
 
-LOOPS = {"zero_shot": "greedy", "zero_shot_long": "greedy", "iterative": "greedy", "iterative_paired": "paired",
-         "iterative_confirm": "confirm", "all_at_once": "greedy"}  # strategy -> loop.accept
+LOOPS = {"zero_shot": "greedy", "zero_shot_long": "greedy", "iterative": "greedy", "iterative_curves": "greedy",
+         "iterative_paired": "paired", "iterative_confirm": "confirm", "all_at_once": "greedy"}  # strategy -> loop.accept
+BLIND = "_blind"  # a suite task's name + this: the task run without a description and under a name that says nothing
 STRATEGIES = [*LOOPS, "random", "optuna"]
 DEFAULT_STRATEGIES = ["zero_shot", "zero_shot_long", "iterative", "all_at_once", "random", "optuna"]
 log = logging.getLogger("improve.bench")
@@ -63,7 +66,7 @@ class Suite:
 SUITES = {  # `--suite quick` for iterating on this CPU (about 11 minutes), `--suite full` for the study
     "quick": Suite(["orientation", "fine_detail", "noisy_labels", "shifted_test", "colour"], 2, 3, 2,
                    ["zero_shot_long", "iterative"]),
-    "full": Suite(list(TASKS), 5, 5, 3, STRATEGIES),
+    "full": Suite([*TASKS, "mirror" + BLIND], 5, 5, 3, STRATEGIES),
 }
 
 
@@ -94,10 +97,12 @@ def search_space(trial, base: Dict[str, Dict], profile: Dict[str, Any]) -> Dict[
 
 
 def dataset_overrides(dataset: str, data_dir: Path) -> List[str]:
-    """A dataset config's name, or a task of the suite (`tasks.py`), written under data_dir on first use."""
-    if dataset in TASKS:
-        prepare(dataset, data_dir)
-        return TASKS[dataset].overrides(data_dir)
+    """A dataset config's name, or a task of the suite (`tasks.py`), written under data_dir on first use; `mirror_blind`
+    is task `mirror` without its description (what a user who says nothing about the images runs)."""
+    task = dataset[:-len(BLIND)] if dataset.endswith(BLIND) else dataset
+    if task in TASKS:
+        prepare(task, data_dir)
+        return TASKS[task].overrides(data_dir, described=task == dataset)
     return [f"dataset={dataset}"]
 
 
@@ -119,6 +124,7 @@ def run_loop(cfg, out: Path, strategy: str, runs: int, overrides: Optional[List[
         cfg.loop.rounds = runs - 1
         cfg.loop.strategy = "all_at_once" if strategy == "all_at_once" else "iterative"
         cfg.loop.accept = LOOPS[strategy]
+        cfg.loop.diagnose = strategy != "iterative_curves"
     result = Refinement(cfg, out, overrides, console=Console(file=io.StringIO()), agent=agent).run()
     events = Journal(out / "journal.jsonl").events()
     state = State(events)
@@ -323,7 +329,9 @@ def paired_summary(results: Dict[str, Dict], datasets: List[str], strategies: Li
         present = [s for s in strategies if any(f"{d}/{s}/{seed}" in results for seed in seeds)]
         if not present:
             continue
-        wrong = f" (a first pipeline can go wrong here: {TASKS[d].wrong})" if d in TASKS else ""
+        task = d[:-len(BLIND)] if d.endswith(BLIND) else d
+        wrong = (f" (a first pipeline can go wrong here: {TASKS[task].wrong}{'; run without a description' if task != d else ''})"
+                 if task in TASKS else "")
         lines += ["", f"### {d}{wrong}", "",
                   f"| strategy | final test acc | Δ vs {REFERENCE}, equal runs | test acc at equal s | Δ vs "
                   f"{REFERENCE}, equal s | seconds: kept / reverted / failed / confirm / end |",

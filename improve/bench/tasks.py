@@ -13,6 +13,7 @@ accuracy by 0.1 % and 0.05 %, below the differences being ranked.
   few_shot       12 training images a class: a model that fits them all overfits
   shifted_test   the test images come from a worse camera (noise, blur, low contrast), as CIFAR-10-C
   colour         the label is the hue of the shape: greyscale or hue jitter destroys it
+  mirror         four chiral glyphs and their mirror images: a horizontal flip turns a class into its pair
 
 The validation split is carved from the training pool by `dataset.val_fraction` and the training part
 capped by `dataset.max_train`, both seeded by `dataset.seed`: seed s of the study draws split s of the
@@ -56,6 +57,17 @@ GLYPHS = {  # ten outlines, none a rotation of another
     "chevron": [(-0.9, 0.7), (0.0, -0.2), (0.9, 0.7), (0.9, 0.1), (0.0, -0.8), (-0.9, 0.1)],
 }
 NAMES = sorted(GLYPHS)
+CHIRAL = {  # four outlines none of which is a rotation of its own mirror image
+    "ell": GLYPHS["ell"],
+    "eff": [(-0.6, 1.0), (0.6, 1.0), (0.6, 0.6), (-0.2, 0.6), (-0.2, 0.2), (0.4, 0.2), (0.4, -0.2), (-0.2, -0.2),
+            (-0.2, -1.0), (-0.6, -1.0)],
+    "zed": [(-0.7, 1.0), (0.7, 1.0), (0.7, 0.6), (-0.1, -0.6), (0.7, -0.6), (0.7, -1.0), (-0.7, -1.0), (-0.7, -0.6),
+            (0.1, 0.6), (-0.7, 0.6)],
+    "flag": [(-0.5, 1.0), (0.6, 0.55), (-0.3, 0.1), (-0.3, -1.0), (-0.5, -1.0)],
+}
+MIRROR_CLASSES = [f"type{i}" for i in range(1, 9)]  # neutral names: only the images say which are mirror pairs
+MIRROR_OF = [("ell", False), ("zed", True), ("flag", False), ("eff", True), ("zed", False), ("ell", True),
+             ("eff", False), ("flag", True)]  # class -> (outline, mirrored): pairs (1,6) (2,5) (3,8) (4,7)
 
 
 def _noisy(img: Image.Image, rng: np.random.Generator, sigma: float) -> Image.Image:
@@ -98,6 +110,21 @@ def coded(label: int, rng: np.random.Generator, size: int = 64) -> Image.Image:
     top, left = rng.integers(0, size - 12, 2)
     a[top:top + 12, left:left + 12] = texture(TEXTURES[label])
     return _noisy(Image.fromarray(a), rng, 0.03)
+
+
+def chiral(label: int, rng: np.random.Generator, size: int = 32) -> Image.Image:
+    """Class `label` of MIRROR_CLASSES: a chiral outline or its mirror image, in a random colour on a dark
+    background, turned up to 30 degrees either way, at a random size and place: a horizontal flip turns each class
+    into its pair."""
+    outline, mirrored = MIRROR_OF[label]
+    points = [(-x, y) for x, y in CHIRAL[outline]] if mirrored else CHIRAL[outline]
+    import colorsys
+
+    fill = tuple(int(255 * c) for c in colorsys.hsv_to_rgb(rng.uniform(0, 1), rng.uniform(0.4, 1), rng.uniform(0.6, 1)))
+    bg = int(rng.integers(0, 50))
+    img = draw(points, size, rng.uniform(-30, 30), rng.uniform(0.55, 0.85), rng.uniform(-0.15, 0.15),
+               rng.uniform(-0.15, 0.15), fill=fill, background=(bg, bg, bg), mode="RGB")
+    return _noisy(img, rng, 0.04)
 
 
 HUES = (0, 60, 120, 180, 240, 300)  # red, yellow, green, cyan, blue, magenta
@@ -203,11 +230,14 @@ class Task:
     write: Callable[[Path, int], Dict[str, np.ndarray]]
     dataset: Dict[str, object] = field(default_factory=dict)  # dataset.* overrides besides path and description
 
-    def overrides(self, root: Path) -> List[str]:
-        """The command-line overrides that load this task from `root` (where `prepare` wrote it)."""
+    def overrides(self, root: Path, described: bool = True) -> List[str]:
+        """The command-line overrides that load this task from `root` (where `prepare` wrote it). `described=False`:
+        as a user who says nothing about the images would run it, with no description and a name that tells
+        nothing (the agents have only the images, the class names and the errors)."""
         where = root / self.name
-        out = ["dataset=folder", f"dataset.name={self.name}", f"dataset.path={where}",
-               f"dataset.description={json.dumps(self.description)}"]
+        name = self.name if described else f"images{sorted(TASKS).index(self.name)}"
+        out = ["dataset=folder", f"dataset.name={name}", f"dataset.path={where}",
+               f"dataset.description={json.dumps(self.description if described else '')}"]
         if self.layout == "folder":
             out += ["dataset.class_dir=train", f"dataset.test_path={where / 'test'}"]
         else:
@@ -265,6 +295,10 @@ TASKS: Dict[str, Task] = {t.name: t for t in [
          "grey glyphs (10 kinds) on black; the deployed camera is worse: noise, blur, low contrast",
          "folder", NAMES, _folders(NAMES, glyph, [160] * 10, [200] * 10,
                                    test_draw=lambda y, rng: corrupt(glyph(y, rng), rng)),
+         {"val_fraction": 0.625, "max_train": TRAIN}),
+    Task("mirror", "a flip turns each class into another: the flips a first pipeline adds for RGB images destroy the label",
+         "coloured glyphs: four shapes and their mirror images, eight classes; a mirror image is another class",
+         "folder", MIRROR_CLASSES, _folders(MIRROR_CLASSES, chiral, [200] * 8, [250] * 8),
          {"val_fraction": 0.625, "max_train": TRAIN}),
     Task("colour", "the hue is the label: greyscale or hue jitter destroys it",
          "coloured shapes of random kinds on dark grey; the label is the colour",

@@ -243,6 +243,9 @@ class LoopConfig:
     init: str = _f("unified", "unified: the architect writes the whole first pipeline; sequential: one group at a time",
                    choices=["unified", "sequential"])
     max_repairs: int = _f(2, "times an engineer may fix an edit that failed validation", ge=0, le=10)
+    diagnose: bool = _f(True, "read the incumbent's validation errors before each round: its most confused class "
+                              "pairs, tested on the training images for mirror-image, colour-only, fine-detail and "
+                              "imbalance causes (refine/diagnoses.py); the agents act on what is found")
     round_timeout: float = _f(900.0, "wall-clock seconds a training round may take before it is killed", gt=0.0)
     validate_timeout: float = _f(10.0, "seconds checking one edit (parse, schema, build, one step, its cost) may "
                                        "take before the edit is rejected as too slow", gt=0.0)

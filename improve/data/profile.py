@@ -10,6 +10,7 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
+from improve.data.class_names import name_structure
 from improve.data.datamodule import ImageDataModule
 
 PROFILE_SIZE = 32  # cache resolution used for the statistics (cheap; the default pipeline's size)
@@ -46,6 +47,7 @@ def dataset_profile(ds, data_root: Optional[Path], cache_dir: Path, constraints:
         "description": ds.description,
         "num_classes": len(splits.class_names),
         "class_names": splits.class_names[:50],
+        "class_structure": name_structure(splits.class_names),  # shared tokens, numbered names, left/right pairs
         "channels": splits.cached.channels,
         "train_images": int(len(splits.train)),
         "val_images": int(len(splits.val)),

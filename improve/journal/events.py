@@ -168,7 +168,7 @@ class Decision(Event):
     val_acc: Optional[float]
     delta: Optional[float]  # candidate - incumbent validation accuracy
     changes: List[str]
-    summary: Dict[str, Any]  # the curve summary the agents read (diagnosis, best epoch, gap, headroom, ...)
+    summary: Dict[str, Any]  # the curve summary the agents read (diagnosis, best epoch, gap, headroom, ...; errors: the confusion summary)
     seconds: float  # training seconds, confirmation runs included
     reason: Optional[str]  # why it failed, was invalid or skipped
     llm: Dict[str, Any]  # the round's LLM calls: count, tokens, cost, failures, fallbacks
@@ -238,6 +238,18 @@ class WarmStartSkipped(Event):
     reason: str
 
 
+@dataclass
+class Diagnosed(Event):
+    """What the incumbent's validation errors say about its pipeline (`refine/diagnoses.py`), found before round
+    `round` is proposed: the structural findings (possibly none) the agents read from then on."""
+
+    kind: ClassVar[str] = "diagnosed"
+    round: int  # the round about to be proposed
+    of_round: int  # the incumbent whose errors were read
+    findings: List[Dict[str, Any]]  # each: rule, group, edit, evidence, pairs, share_of_errors, actionable, at_size
+    errors: Optional[Dict[str, Any]] = None  # the incumbent's confusion summary (pipeline/confusion.py)
+
+
 # ---------------------------------------------------------------------------------------------- agents
 @dataclass
 class LLMCall(Event):
@@ -291,7 +303,7 @@ class Ensemble(Event):
 
 KINDS: Dict[str, type] = {cls.kind: cls for cls in (
     Start, Resume, Profile, Recovered, Analysis, ValidationError, Proposal, CandidateProposal, CandidateResult, Decision,
-    Confirmation, ConfirmationCut, NoiseFloor, WarmStartSkipped, LLMCall, LLMFallback, Average, Ensemble, End)}
+    Confirmation, ConfirmationCut, NoiseFloor, WarmStartSkipped, Diagnosed, LLMCall, LLMFallback, Average, Ensemble, End)}
 
 
 def of_fields(cls: type, data: Dict[str, Any]) -> Event:

@@ -18,6 +18,16 @@ from improve.pipeline.policies import POLICY_PARAMS, build_policy
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 FIXED_SIZE_CROPS = ("RandomResizedCrop", "RandomSizedCrop", "RandomCrop", "CenterCrop")  # cut image_size windows
+FLIPS = ("HorizontalFlip", "VerticalFlip", "Transpose", "D4", "SquareSymmetry")  # each can make a mirror image
+COLOUR_TRANSFORMS = ("ToGray", "HueSaturationValue", "ChannelShuffle", "RGBShift", "ChannelDropout", "ToSepia",
+                     "FancyPCA", "PlanckianJitter", "ColorJitter")  # each can move an image's hue or drop it
+
+
+def changes_colour(t: Dict[str, Any]) -> bool:
+    """Whether a transform can change an image's hue or drop its colour (ColorJitter only with hue or saturation)."""
+    if t.get("name") == "ColorJitter":
+        return bool(t.get("hue") or t.get("saturation"))
+    return t.get("name") in COLOUR_TRANSFORMS
 
 
 @lru_cache(maxsize=1)

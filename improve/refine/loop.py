@@ -14,6 +14,7 @@ proposals (agent calls and repairs), runner (training), decide (keep/revert), bu
 (its files, hand edits), console (what is printed), then results/report and final/finish;
 docs/architecture.md follows one round through them.
 """
+import json
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -28,18 +29,20 @@ from improve.data.profile import dataset_profile, pretrained_reachable
 from improve.files import DISK_FULL, DiskFull, atomic_text
 from improve.final.end_of_run import EndOfRun
 from improve.final.finish import finish
-from improve.journal.events import (Decision, Profile, Proposal, Recovered, Resume, Start, ValidationError,
-                                    WarmStartSkipped)
+from improve.journal.events import (Decision, Diagnosed, Profile, Proposal, Recovered, Resume, Start,
+                                    ValidationError, WarmStartSkipped)
 from improve.journal.log import Journal
 from improve.llm import BudgetExhausted
 from improve.pipeline import hardware
 from improve.pipeline.process import warm_up
+from improve.pipeline.confusion import confusion_summary
 from improve.pipeline.record import curve_summary
 from improve.refine.budget import Budget, stop_reason
 from improve.refine.candidates import train_candidates
 from improve.refine.confirm import Confirmer
 from improve.refine.console import LoopConsole, change_text
 from improve.refine.decide import Evidence, decide
+from improve.refine.diagnoses import actionable, diagnose, training_images
 from improve.refine.incumbent import IncumbentDir
 from improve.refine.proposals import Candidate, Proposer
 from improve.refine.runner import Runner, UnusableRun, finished_run
@@ -139,6 +142,7 @@ class Refinement:
                     candidate, human = human, None
                     self._round(state, r, candidate)
                 else:
+                    state = self._diagnose(state, r)
                     found = self.proposer.propose(state, self._context(state, r), cfg.loop.candidates)
                     if len(found) > 1:
                         self._round_of_candidates(state, r, found)
@@ -182,10 +186,39 @@ class Refinement:
     def _context(self, state: State, r: int) -> Context:
         inc = state.incumbent or {"round": None, "pipeline": self._defaults(), "val_acc": None,
                                   "summary": {"diagnosis": "ok"}}
+        findings = [{**f, "actionable": actionable(f, inc["pipeline"])} for f in state.findings()]
         return Context(profile=self.profile, incumbent=inc, rounds=state.summaries()[-HISTORY_ROUNDS:], round=r,
                        seed=self.cfg.seed, max_epochs=self.cfg.loop.max_epochs,
                        runs_left=self.budget.runs_left(state, r) + 1, seconds_left=self.budget.seconds_left(state),
-                       round_timeout=self.cfg.loop.round_timeout)
+                       round_timeout=self.cfg.loop.round_timeout, findings=findings)
+
+    def _diagnose(self, state: State, r: int) -> State:
+        """Before round r is proposed: what the incumbent's validation errors say (once per incumbent), journaled
+        and said on the console; the state with it. A file that cannot be read is one line, and the agents read the
+        curves only."""
+        inc = state.incumbent
+        if not self.cfg.loop.diagnose or inc is None or inc["round"] in state.diagnosed:
+            return state
+        path = round_dir(self.run_dir, inc["round"]) / "val_predictions.json"
+        if not path.is_file():
+            return state
+        try:
+            predictions = json.loads(path.read_text())
+            if not hasattr(self, "_images"):
+                self._images = training_images(self.cfg.dataset, project_path(self.cfg.dataset.path),
+                                               project_path(self.cfg.paths.cache_dir))
+            findings = diagnose(predictions, self._images, inc["pipeline"], self.profile["channels"])
+            errors = confusion_summary(predictions)
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            self.console.say(f"round {r}: the errors of round {inc['round']} could not be read ({type(err).__name__}: "
+                             f"{err}); the agents read its curves only", "yellow")
+            findings, errors = [], None
+        self.journal.write(Diagnosed(round=r, of_round=inc["round"], findings=[f.journal() for f in findings],
+                                     errors=errors.journal() if errors else None))
+        for f in findings:
+            self.console.say(f"round {r}: the errors of round {inc['round']} say {f.rule} "
+                             f"({', '.join('/'.join(p) for p in f.pairs[:3]) or f.evidence[:120]}): {f.edit}", "cyan")
+        return State.of(self.journal)
 
     def _defaults(self) -> Dict[str, Dict[str, Any]]:
         return {g: OmegaConf.to_container(self.cfg[g], resolve=True) for g in EDITABLE_GROUPS}
@@ -246,12 +279,26 @@ class Refinement:
         self.journal.write(Decision(round=r, author=candidate.author, group=candidate.group, decision=verdict.decision,
                                     val_acc=val, incumbent_val=state.incumbent_val, delta=verdict.delta,
                                     rule=verdict.rule, **{k: v for k, v in evidence.items() if k != "delta"},
-                                    changes=changes, summary=curve_summary(metrics), seconds=seconds, reason=reason,
+                                    changes=changes, summary=self._summary(r, metrics), seconds=seconds, reason=reason,
                                     config_sha=self.incumbent.config_sha(), llm=llm,
                                     candidates=picked.get("candidates") or None))
         self.console.round(r, candidate.group, change_text(changes, metrics), val, verdict.delta, verdict.decision,
                            seconds, reason, llm, candidate.author, verdict.evidence)
         write_report(self.run_dir, State.of(self.journal))
+
+    def _summary(self, r: int, metrics: Dict[str, Any]) -> Dict[str, Any]:
+        """What the agents read of a round: its curves, and its validation errors (`errors`: per-class accuracy
+        and the most confused pairs) when it wrote its predictions."""
+        summary = curve_summary(metrics)
+        path = round_dir(self.run_dir, r) / "val_predictions.json"
+        if metrics.get("status") == "ok" and path.is_file():
+            try:
+                errors = confusion_summary(json.loads(path.read_text()))
+            except (OSError, ValueError, KeyError, TypeError):
+                errors = None  # finished_run checked it is readable; a mismatch leaves the curves only
+            if errors is not None:
+                summary["errors"] = errors.journal()
+        return summary
 
     def _trained(self, state: State, r: int) -> Optional[Dict[str, Any]]:
         """The metrics of round r's run when its training finished before an interruption that came before its

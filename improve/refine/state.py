@@ -29,6 +29,7 @@ class State:
         self.confirmation_cuts: List[Dict[str, Any]] = []  # confirmations the budget cut short
         self.recovered: List[Dict[str, Any]] = []  # unreadable files found on resume, and what was done instead
         self.warm_start_skips: List[Dict[str, Any]] = []  # rounds that asked for warm_start and trained from scratch
+        self.diagnosed: Dict[int, Dict[str, Any]] = {}  # incumbent round -> its `diagnosed` event
         for e in events:
             kind = e["event"]
             if kind == "start":
@@ -60,6 +61,8 @@ class State:
                 self.warm_start_skips.append(e)
             elif kind == "recovered":
                 self.recovered.append(e)
+            elif kind == "diagnosed":
+                self.diagnosed[e["of_round"]] = e
             if kind == "llm_fallback" or (kind == "llm_call" and e.get("error")):
                 self.llm_trouble.append(e)
 
@@ -74,6 +77,15 @@ class State:
     @property
     def incumbent_val(self) -> Optional[float]:
         return self.incumbent["val_acc"] if self.incumbent else None
+
+    def findings(self) -> List[Dict[str, Any]]:
+        """Every structural finding so far, the latest of each rule: what the errors taught stays known after the
+        incumbent that showed it (a flip found to destroy the label is not added back later)."""
+        latest: Dict[str, Dict[str, Any]] = {}
+        for r in sorted(self.diagnosed):
+            for f in self.diagnosed[r]["findings"]:
+                latest[f["rule"]] = {**f, "found_at": r}
+        return list(latest.values())
 
     def tried(self, group: str) -> List[Dict[str, Any]]:
         """Every value of `group` proposed so far, decided or not, candidates of a round included."""

@@ -97,3 +97,21 @@ def confusion_plot(matrix: np.ndarray, classes: List[str], path: Path) -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def pairs_plot(rows: List[str], pairs: List[str], rates: List[List[float]], path: Path) -> Path:
+    """A heatmap: the incumbent after each round (rows) against the most confused class pairs (columns)."""
+    m = np.asarray(rates, float)
+    fig, ax = plt.subplots(figsize=(min(12, 3 + 0.7 * len(pairs)), min(10, 1.5 + 0.35 * len(rows))), dpi=110)
+    ax.imshow(m, cmap="Reds", vmin=0, vmax=max(0.5, float(m.max())), aspect="auto")
+    ax.set_xticks(range(len(pairs)), pairs, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(len(rows)), rows, fontsize=7)
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            if m[i, j]:
+                ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=6)
+    ax.set_title("confused pairs: share of their validation images mistaken for each other", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -85,10 +85,45 @@ def write_report(run_dir: Path, state) -> Path:
         lines += ["", f"LLM use: {t['calls']} calls, {t['input_tokens']:,} input and {t['output_tokens']:,} output "
                       f"tokens, ${t['cost_usd']:.4f}."]
     lines += _llm_trouble(state)
+    lines += _diagnoses(state)
     lines += _pictures(run_dir, state)
     path = run_dir / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _diagnoses(state) -> list:
+    """What the errors said before each round (refine/diagnoses.py), and the round that acted on each finding."""
+    events = [state.diagnosed[r] for r in sorted(state.diagnosed) if state.diagnosed[r]["findings"]]
+    if not events:
+        return []
+    lines = ["", "## What the errors said", "",
+             "Before a round, the incumbent's most confused validation pairs were tested on the training images "
+             "(loop.diagnose); each finding names the edit it asks for."]
+    for e in events:
+        for f in e["findings"]:
+            acted = [r for r in sorted(state.decisions) if r >= e["round"]
+                     and (state.proposals.get(r, {}).get("rationale") or "").startswith(f["rule"] + ":")]
+            done = (f"; round {acted[0]} acted on it: {state.decisions[acted[0]]['decision']}" if acted else
+                    "" if f.get("actionable") else "; nothing left to change")
+            lines.append(f"- before round {e['round']} (errors of round {e['of_round']}): **{f['rule']}**, "
+                         f"{_cell(f['edit'])} ({_cell(_short(f['evidence'], 300))}){done}")
+    return lines
+
+
+def _pair_rates(state) -> tuple:
+    """Rows: each decided round's incumbent; columns: the pairs most confused by any of them; cells: how often the
+    incumbent mistook the pair for each other, of its images."""
+    rows, incumbent, table = [], None, {}
+    for r in sorted(state.decisions):
+        if state.decisions[r]["decision"] == "kept":
+            incumbent = r
+        errors = (state.decisions[incumbent]["summary"] or {}).get("errors") if incumbent is not None else None
+        if errors:
+            rows.append(f"after {r} (round {incumbent})")
+            table[rows[-1]] = {f"{p['a']} / {p['b']}": p["rate"] for p in errors["pairs"]}
+    pairs = sorted({k for v in table.values() for k in v}, key=lambda k: -max(v.get(k, 0) for v in table.values()))
+    return rows, pairs[:10], table
 
 
 def _pictures(run_dir: Path, state) -> list:
@@ -106,6 +141,13 @@ def _pictures(run_dir: Path, state) -> list:
         if metrics_file.is_file() and plots.curves_plot(json.loads(metrics_file.read_text()),
                                                         f"round {r} (best)", run_dir / "curves.png"):
             lines += ["", f"## Learning curves of the best round ({r})", "", "![learning curves](curves.png)"]
+    rows, pairs, table = _pair_rates(state)
+    if rows and pairs:
+        plots.pairs_plot(rows, pairs, [[table[r].get(p, 0.0) for p in pairs] for r in rows], run_dir / "pairs.png")
+        lines += ["", "## Most confused validation pairs of the incumbent, round by round", "",
+                  "![confused pairs](pairs.png)", "",
+                  "Each cell: the share of the pair's validation images the incumbent mistook for the other class "
+                  "(blank: not among that incumbent's five most confused pairs)."]
     predictions = run_dir / "test_predictions.json"
     if predictions.is_file():
         p = json.loads(predictions.read_text())
