@@ -175,6 +175,12 @@ def test_pairs_that_differ_in_fine_detail_ask_for_a_larger_image_size():
     assert found[0].at_size == 64 and "64 -> 128" in found[0].edit
     assert actionable(found[0].journal(), pipeline([], size=64))
     assert not actionable(found[0].journal(), pipeline([], size=128))  # raised once: done
+    ctx = context([found[0].journal()], [AFFINE])
+    ctx.incumbent["pipeline"]["augment"]["image_size"] = 64
+    ctx.runs_left = 2  # little budget left: cheap moves first, but the fix the errors call for before them
+    agent = HeuristicAgent()
+    edit = agent.engineer(agent.analyst(ctx), ctx, copy.deepcopy(ctx.incumbent["pipeline"]["augment"]), [])
+    assert yaml.safe_load(edit.yaml)["image_size"] == 128 and edit.rationale.startswith("detail_pairs")
 
 
 def test_rare_classes_wrong_without_balancing_ask_for_the_sampler():

@@ -23,6 +23,7 @@ from improve.agents.moves import (
     PRETRAINED_LADDER,
     SCRATCH_LADDER,
     Move,
+    fixes,
     flips_allowed,
     relative_cost,
     rotation_allowed,
@@ -203,8 +204,9 @@ class HeuristicAgent:
         seconds = ctx.incumbent.get("summary", {}).get("seconds") or 0.0
         tight = (ctx.runs_left is not None and ctx.runs_left < TIGHT) or (
             ctx.seconds_left is not None and seconds and ctx.seconds_left < TIGHT * seconds)
-        if tight:
-            moves.sort(key=lambda m: relative_cost(group, current, m.make(copy.deepcopy(current))))
+        if tight:  # what the errors call for stays first: it fixes a cause, whatever it costs (if it fits)
+            fix = {m.why for m in fixes(ctx, group)}
+            moves.sort(key=lambda m: (m.why not in fix, relative_cost(group, current, m.make(copy.deepcopy(current)))))
         return moves
 
     @staticmethod
