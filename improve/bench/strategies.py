@@ -42,7 +42,7 @@ from improve.pipeline.inference import predict_split
 from improve.pipeline.process import train_in_process
 from improve.refine.loop import Refinement
 from improve.refine.runner import train_config
-from improve.refine.state import State
+from improve.refine.state import SPENT, State
 
 LOOPS = {"zero_shot": "greedy", "zero_shot_long": "greedy", "iterative": "greedy", "iterative_curves": "greedy",
          "iterative_paired": "paired", "iterative_confirm": "confirm", "all_at_once": "greedy"}  # strategy -> loop.accept
@@ -140,26 +140,9 @@ def run_loop(cfg, out: Path, strategy: str, runs: int, overrides: Optional[List[
             "seconds": seconds_spent(events)}
 
 
-SPENT = ("kept", "reverted", "failed", "confirmations", "end_of_run")  # where a unit's seconds went
-
-
 def seconds_spent(events: List[Dict[str, Any]]) -> Dict[str, float]:
-    """A loop's seconds by what they bought: rounds kept, reverted and failed (their own training), the confirmation
-    and noise-floor runs, and the end of run (soup, ensemble, the test, exports: from its last decision to `end`)."""
-    confirm: Dict[int, float] = {}
-    for e in events:
-        if e["event"] == "confirmation":
-            confirm[e["round"]] = confirm.get(e["round"], 0.0) + (e.get("seconds") or 0.0)
-    out = dict.fromkeys(SPENT, 0.0)
-    out["confirmations"] = sum(confirm.values())
-    decisions = [e for e in events if e["event"] == "decision"]
-    for d in decisions:
-        if d["decision"] in ("kept", "reverted", "failed"):
-            out[d["decision"]] += max((d.get("seconds") or 0.0) - confirm.get(d["round"], 0.0), 0.0)
-    ends = [e for e in events if e["event"] == "end"]
-    if decisions and ends:
-        out["end_of_run"] = max(ends[-1]["time"] - decisions[-1]["time"], 0.0)
-    return {k: round(v, 1) for k, v in out.items()}
+    """A loop's seconds by what they bought (`State.spent`)."""
+    return State(events).spent()
 
 
 def _incumbents(out: Path, state: State) -> List[List[float]]:
@@ -334,7 +317,7 @@ def paired_summary(results: Dict[str, Dict], datasets: List[str], strategies: Li
                  if task in TASKS else "")
         lines += ["", f"### {d}{wrong}", "",
                   f"| strategy | final test acc | Δ vs {REFERENCE}, equal runs | test acc at equal s | Δ vs "
-                  f"{REFERENCE}, equal s | seconds: kept / reverted / failed / confirm / end |",
+                  f"{REFERENCE}, equal s | seconds: kept / reverted / pruned / failed / confirm / end |",
                   "|---|---|---|---|---|---|"]
         ref = _by_seed(results, d, REFERENCE, seeds)
         for s in present:
@@ -342,7 +325,9 @@ def paired_summary(results: Dict[str, Dict], datasets: List[str], strategies: Li
             vs_final, vs_equal = paired(mine["final"], ref["final"]), paired(mine["equal_s"], ref["equal_s"])
             spent = [results[k].get("seconds") for seed in seeds if (k := f"{d}/{s}/{seed}") in results]
             spent = [x for x in spent if x]
-            where = " / ".join(f"{np.mean([x[k] for x in spent]):.0f}" for k in SPENT) if spent else "-"
+            where = " / ".join(f"{np.mean([x.get(k, 0.0) for x in spent]):.0f}" for k in SPENT) if spent else "-"
+            lost = [(x.get("reverted", 0.0) + x.get("pruned", 0.0)) / max(sum(x.values()), 1e-9) for x in spent]
+            where += f" ({np.mean(lost):.0%} reverted or pruned)" if spent else ""
             lines.append(f"| {s} | {_mean_std(mine['final'])} | "
                          f"{vs_final.text() if vs_final and s != REFERENCE else '-'} | {_mean_std(mine['equal_s'])} | "
                          f"{vs_equal.text() if vs_equal and s != REFERENCE else '-'} | {where} |")
@@ -364,8 +349,9 @@ def paired_summary(results: Dict[str, Dict], datasets: List[str], strategies: Li
     return "\n".join(lines) + ("\n\nΔ: mean paired difference over the seeds (same split and training seed), its "
                                "95% Student-t interval in brackets; * when the interval excludes 0. Equal s: every "
                                f"strategy stopped at the training seconds of {REFERENCE}'s one run and tested with the "
-                               "incumbent it had then. Seconds: mean per seed, the training of kept, reverted and "
-                               "failed runs, confirmation runs, and the end of run.\n" if lines else "")
+                               "incumbent it had then. Seconds: mean per seed, the training of kept, reverted, "
+                               "pruned and failed runs, confirmation runs, and the end of run; the share of them that "
+                               "bought a reverted or pruned round.\n" if lines else "")
 
 
 def plot_paired(results: Dict[str, Dict], datasets: List[str], strategies: List[str], seeds: List[int],

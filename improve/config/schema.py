@@ -205,6 +205,9 @@ class TrainConfig(Groups):
     save_val_predictions: bool = _f(False, "write val_predictions.json: the best checkpoint's prediction for every "
                                            "validation image (the refinement loop's paired decisions use it)")
     recipe: Optional[str] = _f(None, "name of the recipe the pipeline started from (set by recipe files)")
+    prune: Optional[Dict[str, Any]] = _f(None, "stop the run once its best val accuracy is behind this reference "
+                                               "curve ({reference: [one value per epoch or null], start: first "
+                                               "epoch index it may stop at}); set by the loop under loop.prune")
 
 
 @dataclass
@@ -246,6 +249,13 @@ class LoopConfig:
     diagnose: bool = _f(True, "read the incumbent's validation errors before each round: its most confused class "
                               "pairs, tested on the training images for mirror-image, colour-only, fine-detail and "
                               "imbalance causes (refine/diagnoses.py); the agents act on what is found")
+    prune: bool = _f(True, "stop a round early once its best val accuracy is behind the incumbent's curve at the "
+                           "same point of training by more than the noise (refine/prune.py); it is reverted as pruned")
+    prune_after: float = _f(0.25, "fraction of a round's epochs it always trains before it may be pruned", ge=0.0,
+                            le=1.0)
+    prune_margin: Optional[float] = _f(None, "val accuracy a round may be behind the incumbent's curve before it is "
+                                             "pruned; null = two standard errors at the incumbent's accuracy", ge=0.0,
+                                       le=1.0)
     round_timeout: float = _f(900.0, "wall-clock seconds a training round may take before it is killed", gt=0.0)
     validate_timeout: float = _f(10.0, "seconds checking one edit (parse, schema, build, one step, its cost) may "
                                        "take before the edit is rejected as too slow", gt=0.0)

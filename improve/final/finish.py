@@ -1,4 +1,5 @@
 """The end of a refinement run: the incumbent alone is evaluated on the test split, then exported."""
+import time
 from pathlib import Path
 from typing import Any, Dict, Optional
 
@@ -76,5 +77,6 @@ def finish(run_dir: Path, state: State, journal: Journal, incumbent: IncumbentDi
             result["llm_failed"] = {"calls": len(calls), "last_error": calls[-1]["error"]}
         elif all(e.get("error") for e in calls):  # replies came, none usable: the model, not the setup, failed
             result["llm_unusable"] = {"calls": len(calls), "last_error": calls[-1]["error"]}
+    result["seconds"] = state.spent(end_time=time.time())
     journal.write(of_fields(End, result))
     return result

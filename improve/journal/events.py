@@ -157,20 +157,20 @@ class CandidateResult(Event):
 # ---------------------------------------------------------------------------------------------- deciding
 @dataclass
 class Decision(Event):
-    """Round `round` is decided: kept, reverted, failed, invalid (no valid edit) or skipped (no LLM). A round is
-    done once this is in the journal."""
+    """Round `round` is decided: kept, reverted, pruned (stopped early behind the incumbent's curve, reverted),
+    failed, invalid (no valid edit) or skipped (no LLM). A round is done once this is in the journal."""
 
     kind: ClassVar[str] = "decision"
     round: int
     author: str
     group: str
-    decision: str  # kept | reverted | failed | invalid | skipped
+    decision: str  # kept | reverted | pruned | failed | invalid | skipped
     val_acc: Optional[float]
     delta: Optional[float]  # candidate - incumbent validation accuracy
     changes: List[str]
     summary: Dict[str, Any]  # the curve summary the agents read (diagnosis, best epoch, gap, headroom, ...; errors: the confusion summary)
     seconds: float  # training seconds, confirmation runs included
-    reason: Optional[str]  # why it failed, was invalid or skipped
+    reason: Optional[str]  # why it failed, was pruned, invalid or skipped
     llm: Dict[str, Any]  # the round's LLM calls: count, tokens, cost, failures, fallbacks
     incumbent_val: Optional[float] = None
     rule: Optional[str] = None  # greedy | paired | confirm: the rule that decided
@@ -181,6 +181,7 @@ class Decision(Event):
     p_value: Optional[float] = None  # one-sided exact McNemar
     config_sha: Optional[str] = None  # incumbent/config.yaml after the decision (a hand edit changes it)
     candidates: Optional[List[Dict[str, Any]]] = None  # with loop.candidates: how each did
+    pruned: Optional[Dict[str, Any]] = None  # loop.prune stopped it: epoch, epochs, val_acc, reference, against, margin
 
     @classmethod
     def untrained(cls, round: int, author: str, group: str, decision: str, reason: str,

@@ -36,6 +36,7 @@ from improve.pipeline.init_weights import load_weights
 from improve.pipeline.loggers import build_loggers
 from improve.pipeline.models import check_model_name, count_parameters
 from improve.pipeline.module import Classifier
+from improve.pipeline.pruning import prune_callbacks
 from improve.pipeline.record import EpochHistory, RunRecord
 
 log = logging.getLogger("improve.train")
@@ -60,6 +61,7 @@ def _trainer(cfg: DictConfig, out: Path, record: RunRecord) -> L.Trainer:
     if t.early_stopping:
         callbacks.append(EarlyStopping(monitor="val/acc", mode="max", patience=t.early_stopping))
     callbacks += lever_callbacks(t)
+    callbacks += prune_callbacks(cfg.get("prune"), record)
     return L.Trainer(
         max_epochs=t.epochs, accelerator=hw.accelerator, devices=hw.devices, num_nodes=hw.num_nodes,
         strategy=hw.strategy, precision=precision, deterministic=hw.deterministic,

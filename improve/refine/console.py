@@ -2,7 +2,7 @@
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-STYLE = {"kept": "green", "reverted": "yellow", "failed": "red", "invalid": "red", "skipped": "red"}
+STYLE = {"kept": "green", "reverted": "yellow", "pruned": "yellow", "failed": "red", "invalid": "red", "skipped": "red"}
 
 
 def short(text: str, width: int) -> str:
@@ -35,7 +35,7 @@ def console_line(r: int, group: str, change: str, val: Optional[float], delta: O
     val_s = f"{val:.4f}" if val is not None else "  -   "
     delta_s = f"{delta:+.4f}" if delta is not None else "   -   "
     line = (f"round {r:>2}  {group:<22} {short(change, 48):<48} val {val_s}  Δ {delta_s} {evidence_text(evidence)}  "
-            f"[{STYLE.get(decision, 'white')}]{decision:<8}[/] {seconds:6.1f} s")
+            f"[{STYLE.get(decision.split(' ')[0], 'white')}]{decision:<8}[/] {seconds:6.1f} s")
     if llm and llm.get("calls"):
         line += f"  {llm['input_tokens'] + llm['output_tokens']:,} tok ${llm['cost_usd']:.4f}"
         trouble = [f"{llm[k]} {word}" for k, word in (("failed", "failed calls"), ("fallbacks", "fallbacks"))
@@ -44,9 +44,16 @@ def console_line(r: int, group: str, change: str, val: Optional[float], delta: O
             line += f"  [yellow]{', '.join(trouble)}[/]"
     if author and author not in USUAL_AUTHORS:
         line += f"  by {author}"
-    if reason and decision in ("failed", "invalid"):
+    if reason and decision.split(" ")[0] in ("failed", "invalid", "pruned"):
         line += f"\n          {short(reason, 200)}"
     return line
+
+
+def spent_text(spent: Dict[str, float]) -> str:
+    """'kept 120 s, reverted 40 s, pruned 9 s, ...; 28% on rounds reverted or pruned': where a run's seconds went."""
+    parts = ", ".join(f"{k.replace('_', ' ')} {v:.0f} s" for k, v in spent.items())
+    lost = (spent.get("reverted", 0.0) + spent.get("pruned", 0.0)) / max(sum(spent.values()), 1e-9)
+    return f"{parts}; {lost:.0%} on rounds reverted or pruned"
 
 
 AVERAGED = "averaged weights"  # what ensemble_line calls loop.average_top_k's model
@@ -97,6 +104,8 @@ class LoopConsole:
         self.say(f"[bold green]best: round {result['incumbent_round']}, val acc {result['val_acc']:.4f}, test acc "
                  f"{result['test_acc']:.4f}[/] (validation-to-test gap {result['val_acc'] - result['test_acc']:+.4f}; "
                  f"{result['rounds']} rounds; round 0 test acc {result['round0_test_acc']}) -> {best_dir}")
+        if result.get("seconds"):
+            self.say(f"seconds: {spent_text(result['seconds'])}")
         if result.get("average"):
             self.say(ensemble_line(result["average"], result.get("single_test_acc"), AVERAGED))
         if result.get("ensemble"):

@@ -16,6 +16,7 @@ docs/architecture.md follows one round through them.
 """
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -45,10 +46,11 @@ from improve.refine.decide import Evidence, decide
 from improve.refine.diagnoses import actionable, diagnose, training_images
 from improve.refine.incumbent import IncumbentDir
 from improve.refine.proposals import Candidate, Proposer
+from improve.refine.prune import PrunePlan, prune_plan, pruned_reason
 from improve.refine.runner import Runner, UnusableRun, finished_run
 from improve.refine.state import State, llm_usage
 from improve.refine.validator import Validator
-from improve.refine.warm_start import parent_round, prepare
+from improve.refine.warm_start import init_checkpoint, parent_round, prepare
 from improve.results.report import write_report
 
 HISTORY_ROUNDS = 12  # rounds the agents see in full; older ones are only counted
@@ -255,12 +257,20 @@ class Refinement:
         start = start or time.perf_counter()
         if trained is None:
             self._warm_start(state, r, [candidate.pipeline])
-            trained = self.runner.round(r, candidate.pipeline)
+        plan = None if picked else self._prune_plan(state, r, candidate.pipeline)  # candidates are not pruned
+        if trained is None:
+            trained = self.runner.round(r, candidate.pipeline, plan.config() if plan else None)
         metrics = trained
         val = metrics.get("best_val_acc") if metrics.get("status") == "ok" else None
         loop = self.cfg.loop
         verdict = decide(val, state.incumbent_val, loop.min_delta, loop.accept,
                          self._evidence(r, state) if val is not None else None, loop.alpha)
+        pruned = metrics.get("pruned") if val is not None else None
+        if pruned and verdict.decision != "kept":  # stopped early behind the incumbent's curve: no seeds either
+            verdict = replace(verdict, decision="pruned", unproven=False)
+            pruned = {**pruned, **({"against": plan.against, "margin": plan.margin} if plan else {})}
+        else:
+            pruned = None
         if verdict.unproven:  # a gain the validation set cannot tell from noise: more seeds of both decide
             pooled = self.confirmer.pooled(r, {"round": r, "pipeline": candidate.pipeline}, state.incumbent,
                                            loop.confirm_seeds, self.budget.runs_left(state, r, start))
@@ -273,7 +283,8 @@ class Refinement:
         elif loop.ensemble_top_k < 2 and (loop.average_top_k < 2 or parent_round(self.run_dir, r) is None):
             # its checkpoint is no one's starting point, ensemble member nor soup ingredient (a warm-started round)
             round_checkpoint(self.run_dir, r).unlink(missing_ok=True)
-        reason = None if val is not None else (metrics.get("error") or "no metrics.json written")
+        reason = (pruned_reason(pruned, plan.journal() if plan else None) if pruned else None if val is not None
+                  else (metrics.get("error") or "no metrics.json written"))
         llm = self._llm_usage(r)
         evidence = verdict.evidence.journal() if verdict.evidence else {}
         self.journal.write(Decision(round=r, author=candidate.author, group=candidate.group, decision=verdict.decision,
@@ -281,8 +292,9 @@ class Refinement:
                                     rule=verdict.rule, **{k: v for k, v in evidence.items() if k != "delta"},
                                     changes=changes, summary=self._summary(r, metrics), seconds=seconds, reason=reason,
                                     config_sha=self.incumbent.config_sha(), llm=llm,
-                                    candidates=picked.get("candidates") or None))
-        self.console.round(r, candidate.group, change_text(changes, metrics), val, verdict.delta, verdict.decision,
+                                    candidates=picked.get("candidates") or None, pruned=pruned))
+        shown = f"pruned {pruned['epoch']}/{pruned['epochs']}" if pruned else verdict.decision
+        self.console.round(r, candidate.group, change_text(changes, metrics), val, verdict.delta, shown,
                            seconds, reason, llm, candidate.author, verdict.evidence)
         write_report(self.run_dir, State.of(self.journal))
 
@@ -300,12 +312,23 @@ class Refinement:
                 summary["errors"] = errors.journal()
         return summary
 
+    def _prune_plan(self, state: State, r: int, pipeline: Dict[str, Dict]) -> Optional[PrunePlan]:
+        """The curve round r is pruned against under loop.prune (None: not pruned); the same after a resume, as it
+        rests on the incumbent's files and the round's warm-start files only."""
+        rd = round_dir(self.run_dir, r)
+        warm = init_checkpoint(self.run_dir, pipeline, rd) is not None
+        return prune_plan(self.cfg.loop, self.run_dir, state.incumbent, int(pipeline["trainer"]["epochs"]), warm)
+
     def _trained(self, state: State, r: int) -> Optional[Dict[str, Any]]:
         """The metrics of round r's run when its training finished before an interruption that came before its
         decision (its chosen candidate's, when it had several): judged without training again. None: train it;
         a file it left unreadable is said and journaled."""
         rd, proposal = round_dir(self.run_dir, r), state.proposals[r]
-        config = None if proposal.get("of_candidates") else self.runner.config(proposal["pipeline"], rd)
+        if proposal.get("of_candidates"):
+            config = None
+        else:
+            plan = self._prune_plan(state, r, proposal["pipeline"])
+            config = self.runner.config(proposal["pipeline"], rd, plan.config() if plan else None)
         try:
             metrics = finished_run(rd, config)
         except UnusableRun as err:

@@ -9,6 +9,9 @@ from improve.config.diff import fingerprint
 from improve.journal.log import Journal
 
 
+SPENT = ("kept", "reverted", "pruned", "failed", "confirmations", "end_of_run")  # where a run's seconds went
+
+
 class State:
     """Everything a refinement run knows, replayed from its journal's events (the source of truth for resume)."""
 
@@ -100,6 +103,23 @@ class State:
     def seconds_before(self, wall_time: float) -> float:
         """Training seconds of the rounds decided before `wall_time` (earlier sessions of a resumed run)."""
         return sum(d["seconds"] for d in self.decisions.values() if d["time"] < wall_time)
+
+    def spent(self, end_time: Optional[float] = None) -> Dict[str, float]:
+        """Where the run's seconds went (SPENT): the training of rounds kept, reverted, pruned and failed, the
+        confirmation and noise-floor runs, and the end of run (soup, ensemble, test, exports: from the last decision
+        to `end`, or to `end_time` while it is being written)."""
+        confirm: Dict[int, float] = {}
+        for e in self.confirmations:
+            confirm[e["round"]] = confirm.get(e["round"], 0.0) + (e.get("seconds") or 0.0)
+        out = dict.fromkeys(SPENT, 0.0)
+        out["confirmations"] = sum(confirm.values())
+        for d in self.decisions.values():
+            if d["decision"] in SPENT:
+                out[d["decision"]] += max((d.get("seconds") or 0.0) - confirm.get(d["round"], 0.0), 0.0)
+        end = end_time if end_time is not None else (self.final or {}).get("time")
+        if self.decisions and end is not None:
+            out["end_of_run"] = max(end - max(d["time"] for d in self.decisions.values()), 0.0)
+        return {k: round(v, 1) for k, v in out.items()}
 
     def summaries(self) -> List[Dict[str, Any]]:
         out = []

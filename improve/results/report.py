@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any
 
 from improve.config.paths import round_dir
-from improve.refine.console import AVERAGED, ensemble_line
+from improve.refine.console import AVERAGED, ensemble_line, spent_text
 from improve.refine.console import short as _short
 
 
@@ -49,6 +49,12 @@ def write_report(run_dir: Path, state) -> Path:
         rounds = sorted({c["round"] for c in state.confirmations})
         lines += ["", f"Extra training runs (seed confirmations, noise floor): {len(state.confirmations)}, in round(s) "
                       f"{', '.join(map(str, rounds))}; they count against loop.rounds and loop.time_budget."]
+    if state.decisions:
+        pruned = [d for d in state.decisions.values() if d["decision"] == "pruned"]
+        stopped = (f" ({len(pruned)} round(s) stopped early by loop.prune: "
+                   + ", ".join(f"round {d['round']} at epoch {d['pruned']['epoch']} of {d['pruned']['epochs']}"
+                               for d in pruned) + ")") if pruned else ""
+        lines += ["", f"Where the seconds went: {spent_text(state.spent())}{stopped}."]
     for cut in state.confirmation_cuts:
         lines.append(f"- round {cut['round']}: confirmation cut to {cut['seeds']} of {cut['wanted']} seeds "
                      f"(the budget had {cut['runs_left']} training runs left).")

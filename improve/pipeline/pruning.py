@@ -1,0 +1,54 @@
+"""A training run stopped early once it is clearly behind a reference curve: the `prune` key of a train config.
+
+The refinement loop sets it for a round (`refine/prune.py`): the best validation accuracy the incumbent had
+reached at the same point of its training, epoch by epoch of this run, less a noise margin. The decision is
+Optuna's `MedianPruner` with the reference as its one completed trial: at an epoch past `start`, this run is
+pruned when its best validation accuracy so far is below the reference at that epoch. The run then ends as
+EarlyStopping ends one (its best checkpoint, predictions and metrics.json are written as usual), and
+metrics.json says `pruned: {epoch, epochs, val_acc, reference}`. A run is never pruned at its last epoch:
+nothing would be saved.
+"""
+from typing import Any, Dict, List, Optional
+
+import lightning as L
+
+
+class PruneBehind(L.Callback):
+    """Stop training when the run's best validation accuracy falls behind `reference` (one value per epoch of this
+    run, None where there is nothing to compare with) at an epoch index >= `start`."""
+
+    def __init__(self, reference: List[Optional[float]], start: int, record):
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.reference, self.start, self.record = list(reference), int(start), record
+        self.study = optuna.create_study(direction="maximize", pruner=optuna.pruners.MedianPruner(
+            n_startup_trials=1, n_warmup_steps=self.start, n_min_trials=1))
+        self.study.add_trial(optuna.trial.create_trial(
+            value=max((v for v in self.reference if v is not None), default=0.0), params={}, distributions={},
+            intermediate_values={e: v for e, v in enumerate(self.reference) if v is not None}))
+        self.trial = self.study.ask()
+        self.best: Optional[float] = None
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        value = trainer.callback_metrics.get("val/acc")
+        if value is None or trainer.sanity_checking:
+            return
+        epoch = trainer.current_epoch
+        value = float(value)
+        self.best = value if self.best is None else max(self.best, value)
+        self.trial.report(value, epoch)
+        last = epoch >= trainer.max_epochs - 1
+        if last or not self.trial.should_prune():
+            return
+        trainer.should_stop = True
+        if trainer.is_global_zero:
+            self.record.update(pruned={"epoch": epoch + 1, "epochs": trainer.max_epochs,
+                                       "val_acc": round(self.best, 4), "reference": round(self.reference[epoch], 4)})
+
+
+def prune_callbacks(prune: Optional[Dict[str, Any]], record) -> List[L.Callback]:
+    """The callback for a train config's `prune` ({reference, start}); none when it is null."""
+    if not prune:
+        return []
+    return [PruneBehind(prune["reference"], prune["start"], record)]

@@ -1,0 +1,103 @@
+"""`loop.prune`: the curve a round is pruned against, so a losing round stops early instead of spending its epochs.
+
+The reference is the incumbent's training at the same point. A round that continues from the incumbent's weights
+(trainer.warm_start) is compared with the incumbent's own curve; a round that starts from scratch with the curve
+of the from-scratch run the incumbent descends from (its warm-start chain's root), the same kind of run. Epoch k
+of the round's n is matched with the incumbent's epoch floor(k/n x N) of its N (the same fraction of training;
+none before its first epoch), taking the best validation accuracy reached by then (the best checkpoint is what
+counts), less the noise margin: `loop.prune_margin`, or by default two standard errors of the difference of two
+accuracies near the incumbent's on this many validation images, sqrt(2 p (1 - p) / n_val) x 2. No round is
+pruned before `loop.prune_after` of its epochs nor at its last; round 0, folds and candidates are never pruned.
+`pipeline/pruning.py` applies it during training (Optuna's MedianPruner).
+"""
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from improve.config.paths import round_dir
+from improve.refine.warm_start import parent_round
+
+NOISE_SE = 2.0  # standard errors of a difference of two accuracies that count as noise
+
+
+@dataclass
+class PrunePlan:
+    """What the train config's `prune` key holds, and where it came from."""
+
+    reference: List[Optional[float]]  # per epoch of the round: the value it must not fall below
+    start: int  # first epoch index (0-based) at which it may be pruned
+    against: int  # the round whose curve it is
+    margin: float  # the noise subtracted from that curve
+
+    def config(self) -> Dict[str, Any]:
+        return {"reference": self.reference, "start": self.start}
+
+    def journal(self) -> Dict[str, Any]:
+        return asdict(self)
+
+
+def noise_margin(val_acc: float, val_images: int) -> float:
+    """Two standard errors of the difference of two accuracies near `val_acc` on `val_images` images."""
+    p = min(max(val_acc, 0.0), 1.0)
+    return round(NOISE_SE * math.sqrt(2 * p * (1 - p) / max(val_images, 1)), 4)
+
+
+def matched(curve: List[float], epochs: int) -> List[Optional[float]]:
+    """The best of `curve` reached by the same fraction of training, for each of `epochs` epochs."""
+    best, out = [], []
+    for v in curve:
+        best.append(max(v, best[-1]) if best else v)
+    for k in range(1, epochs + 1):
+        i = math.floor(k * len(best) / epochs) - 1
+        out.append(best[i] if i >= 0 else None)
+    return out
+
+
+def _curve(run_dir: Path, r: int) -> Optional[Dict[str, Any]]:
+    path = round_dir(run_dir, r) / "metrics.json"
+    try:
+        metrics = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    epochs = [e.get("val_acc") for e in metrics.get("epochs") or []]
+    if metrics.get("status") != "ok" or not epochs or any(v is None for v in epochs):
+        return None
+    return {"curve": epochs, "val_images": (metrics.get("dataset") or {}).get("val") or 0}
+
+
+def root_round(run_dir: Path, r: int) -> int:
+    """The from-scratch round that round r's weights descend from through warm starts."""
+    seen = {r}
+    while (parent := parent_round(run_dir, r)) is not None and parent not in seen:
+        seen.add(parent)
+        r = parent
+    return r
+
+
+def prune_plan(loop, run_dir: Path, incumbent: Optional[Dict[str, Any]], epochs: int,
+               warm: bool) -> Optional[PrunePlan]:
+    """The plan for a round of `epochs` epochs (`warm`: it starts from the incumbent's weights); None when pruning
+    is off, there is no incumbent, under folds, for one epoch, or without a readable incumbent curve."""
+    if not loop.prune or incumbent is None or loop.folds >= 2 or epochs < 2:
+        return None
+    against = incumbent["round"] if warm else root_round(run_dir, incumbent["round"])
+    found = _curve(run_dir, against)
+    if found is None:
+        return None
+    margin = (float(loop.prune_margin) if loop.prune_margin is not None
+              else noise_margin(incumbent["val_acc"] or 0.0, found["val_images"]))
+    reference = [None if v is None else round(v - margin, 4) for v in matched(found["curve"], epochs)]
+    start = min(max(math.ceil(loop.prune_after * epochs) - 1, 0), epochs - 1)
+    if all(v is None for v in reference[start:-1]):
+        return None
+    return PrunePlan(reference=reference, start=start, against=against, margin=margin)
+
+
+def pruned_reason(pruned: Dict[str, Any], plan: Optional[Dict[str, Any]]) -> str:
+    """The decision's reason for a pruned round: where it stopped and what it was behind."""
+    margin = f" less the noise margin {plan['margin']:.3f}" if plan else ""
+    against = f"round {plan['against']}'s" if plan else "the incumbent's"
+    return (f"pruned at epoch {pruned['epoch']} of {pruned['epochs']}: best val acc {pruned['val_acc']:.4f} below "
+            f"{pruned['reference']:.4f}, {against} curve at the same point{margin}")

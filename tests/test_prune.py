@@ -1,0 +1,127 @@
+"""loop.prune: a round clearly behind the incumbent's curve stops early and is reverted as pruned."""
+import io
+import json
+from types import SimpleNamespace
+
+from rich.console import Console
+
+from improve.agents import Edit, HeuristicAgent
+from improve.agents.base import Choice
+from improve.config.paths import round_dir
+from improve.pipeline.train import train
+from improve.refine.loop import Refinement
+from improve.refine.prune import matched, noise_margin, prune_plan, root_round
+
+from .conftest import decisions
+
+SMALL = ["dataset.max_train=200", "trainer.epochs=4", "trainer.warmup_epochs=0"]
+
+
+def _loop(**kv):
+    values = {"prune": True, "prune_after": 0.25, "prune_margin": None, "folds": 0}
+    return SimpleNamespace(**{**values, **kv})
+
+
+def _round(run_dir, r, curve, val_images=500, parent=None):
+    rd = round_dir(run_dir, r)
+    rd.mkdir(parents=True)
+    (rd / "metrics.json").write_text(json.dumps({"status": "ok", "dataset": {"val": val_images},
+                                                 "epochs": [{"epoch": i, "val_acc": v} for i, v in enumerate(curve)]}))
+    if parent is not None:
+        (rd / "init.json").write_text(json.dumps({"from_round": parent, "model": {}}))
+
+
+def test_the_reference_is_the_incumbents_best_so_far_at_the_same_fraction_of_training():
+    assert matched([0.2, 0.5, 0.4, 0.7], 4) == [0.2, 0.5, 0.5, 0.7]
+    assert matched([0.2, 0.5, 0.4, 0.7], 2) == [0.5, 0.7]  # epoch 1 of 2 is half-way: the incumbent's epoch 2
+    assert matched([0.2, 0.5], 4) == [None, 0.2, 0.2, 0.5]  # nothing to compare with before its first epoch
+    assert noise_margin(0.8, 1000) == round(2 * (2 * 0.8 * 0.2 / 1000) ** 0.5, 4)
+    assert noise_margin(1.0, 1000) == 0.0
+
+
+def test_a_from_scratch_round_is_compared_with_the_root_of_the_incumbents_warm_start_chain(tmp_path):
+    _round(tmp_path, 0, [0.3, 0.5, 0.6, 0.65])
+    _round(tmp_path, 2, [0.7, 0.72, 0.75, 0.8], parent=0)
+    incumbent = {"round": 2, "val_acc": 0.8}
+    assert root_round(tmp_path, 2) == 0
+    scratch = prune_plan(_loop(prune_margin=0.05), tmp_path, incumbent, 4, warm=False)
+    assert scratch.against == 0 and scratch.reference == [0.25, 0.45, 0.55, 0.6] and scratch.start == 0
+    warm = prune_plan(_loop(prune_margin=0.05), tmp_path, incumbent, 4, warm=True)
+    assert warm.against == 2 and warm.reference[0] == 0.65
+    assert prune_plan(_loop(), tmp_path, incumbent, 12, warm=True).start == 2  # a quarter of 12 epochs first
+    assert prune_plan(_loop(prune=False), tmp_path, incumbent, 4, warm=True) is None
+    assert prune_plan(_loop(folds=5), tmp_path, incumbent, 4, warm=True) is None
+    assert prune_plan(_loop(), tmp_path, None, 4, warm=True) is None  # round 0
+    assert prune_plan(_loop(), tmp_path, incumbent, 1, warm=True) is None  # nothing to save
+
+
+def _train(compose_cfg, tmp_path, name, prune=None, *overrides):
+    cfg = compose_cfg(*SMALL, "test=false", *overrides)
+    cfg.paths.output_dir = str(tmp_path / name)
+    if prune is not None:
+        cfg.prune = prune
+    metrics = train(cfg)
+    assert metrics["status"] == "ok", metrics.get("error")
+    return metrics
+
+
+def test_a_run_clearly_behind_the_reference_stops_at_the_first_epoch_the_rule_allows(compose_cfg, tmp_path):
+    behind = _train(compose_cfg, tmp_path, "behind", {"reference": [0.99] * 4, "start": 1})
+    assert behind["pruned"] == {"epoch": 2, "epochs": 4, "val_acc": behind["pruned"]["val_acc"], "reference": 0.99}
+    assert len(behind["epochs"]) == 2 and behind["best_val_acc"] is not None  # its best checkpoint still counts
+    assert (tmp_path / "behind" / "checkpoints" / "best.ckpt").is_file()
+
+
+def test_a_run_level_with_the_reference_trains_all_its_epochs(compose_cfg, tmp_path):
+    first = _train(compose_cfg, tmp_path, "first")
+    curve = matched([e["val_acc"] for e in first["epochs"]], 4)
+    level = _train(compose_cfg, tmp_path, "level", {"reference": [round(v - 0.05, 4) for v in curve], "start": 0})
+    assert "pruned" not in level and len(level["epochs"]) == 4
+
+
+class BadTrainer(HeuristicAgent):
+    """Round 1: a learning rate that cannot learn in four epochs; the expert otherwise."""
+
+    def analyst(self, ctx):
+        return Choice("trainer", "scripted", "ok") if ctx.round == 1 else super().analyst(ctx)
+
+    def engineer(self, choice, ctx, current, tried, error=None):
+        if ctx.round == 1:
+            return Edit(yaml=json.dumps({**current, "lr": 1.0e-7, "min_lr": 0.0, "warm_start": False}), rationale="scripted slow")
+        return super().engineer(choice, ctx, current, tried, error)
+
+
+def test_a_losing_round_is_pruned_journaled_shown_and_resumes_as_pruned_after_a_kill(tmp_path, compose_loop,
+                                                                                       monkeypatch):
+    monkeypatch.setattr("improve.refine.loop.make_agent", lambda llm, *args: (BadTrainer(), "agent: scripted"))
+    cfg = compose_loop("loop.rounds=1", "loop.max_epochs=4", "loop.prune_margin=0.05", "loop.average_top_k=0",
+                       "dataset.max_train=800")
+    run, out = tmp_path / "run", io.StringIO()
+    Refinement(cfg, run, console=Console(file=out, width=300)).run()
+    pruned = decisions(run)[1]
+    k = pruned["pruned"]["epoch"]
+    assert pruned["decision"] == "pruned" and k < 4 and pruned["pruned"]["epochs"] == 4
+    assert pruned["pruned"]["against"] == 0 and pruned["pruned"]["margin"] == 0.05
+    assert len(json.loads((round_dir(run, 1) / "metrics.json").read_text())["epochs"]) == k
+    assert pruned["reason"].startswith(f"pruned at epoch {k} of 4")
+    assert f"pruned {k}/4" in out.getvalue() and f"pruned at epoch {k} of 4" in out.getvalue()
+    assert f"pruned at epoch {k} of 4" in (run / "report.md").read_text()
+    lines = (run / "journal.jsonl").read_text().splitlines()
+    cut = next(i for i, line in enumerate(lines) if json.loads(line)["event"] == "decision"
+               and json.loads(line)["round"] == 1)
+    (run / "journal.jsonl").write_text("\n".join(lines[:cut]) + "\n")  # killed after round 1 trained, undecided
+    trained = (round_dir(run, 1) / "metrics.json").read_bytes()
+    out = io.StringIO()
+    Refinement(cfg, run, console=Console(file=out, width=300)).run()
+    assert "judged without training it again" in out.getvalue()
+    assert (round_dir(run, 1) / "metrics.json").read_bytes() == trained
+    assert decisions(run)[1]["decision"] == "pruned" and decisions(run)[1]["pruned"] == pruned["pruned"]
+
+
+def test_loop_prune_false_trains_a_losing_round_to_its_end(tmp_path, compose_loop, monkeypatch):
+    monkeypatch.setattr("improve.refine.loop.make_agent", lambda llm, *args: (BadTrainer(), "agent: scripted"))
+    cfg = compose_loop("loop.rounds=1", "loop.max_epochs=4", "loop.prune=false", "loop.average_top_k=0")
+    Refinement(cfg, tmp_path / "run", console=Console(file=io.StringIO())).run()
+    reverted = decisions(tmp_path / "run")[1]
+    assert reverted["decision"] in ("reverted", "kept") and "pruned" not in reverted  # kept: both near chance
+    assert len(json.loads((round_dir(tmp_path / "run", 1) / "metrics.json").read_text())["epochs"]) == 4
