@@ -3,11 +3,13 @@ import io
 import json
 from types import SimpleNamespace
 
+import pytest
 from rich.console import Console
 
 from improve.agents import Edit, HeuristicAgent
 from improve.agents.base import Choice
 from improve.config.paths import round_dir
+from improve.journal.log import Journal
 from improve.pipeline.train import train
 from improve.refine.loop import Refinement
 from improve.refine.prune import matched, noise_margin, prune_plan, root_round
@@ -125,3 +127,60 @@ def test_loop_prune_false_trains_a_losing_round_to_its_end(tmp_path, compose_loo
     reverted = decisions(tmp_path / "run")[1]
     assert reverted["decision"] in ("reverted", "kept") and "pruned" not in reverted  # kept: both near chance
     assert len(json.loads((round_dir(tmp_path / "run", 1) / "metrics.json").read_text())["epochs"]) == 4
+
+
+# ---------------------------------------------------------------------------------------------- the final phase
+def test_the_final_phase_never_plans_past_the_time_left():
+    from improve.refine.final_phase import SAFETY, Pace
+
+    for epoch_s, overhead_s, left in [(3.0, 4.0, 40.0), (0.7, 9.0, 10.0), (12.0, 1.0, 300.0), (5.0, 0.0, 4.0)]:
+        pace = Pace(epoch_s, overhead_s, round_s=epoch_s * 4 + overhead_s)
+        epochs = pace.epochs_for(left, max_epochs=40)
+        assert epochs * epoch_s + overhead_s <= left * SAFETY
+        assert (epochs + 1) * epoch_s + overhead_s > left * SAFETY or epochs == 40
+    assert Pace(1.0, 0.0, 4.0).epochs_for(100.0, max_epochs=12) == 12
+
+
+def test_the_final_phase_is_due_once_an_ordinary_round_would_eat_into_its_reserve():
+    from improve.refine.final_phase import Pace, due, final_pipeline, reserve_s
+
+    pace = Pace(epoch_s=2.0, overhead_s=2.0, round_s=10.0)
+    assert not due(50.0, 30.0, pace) and due(39.0, 30.0, pace) and due(30.0, 30.0, pace)
+    assert not due(None, 30.0, pace) and not due(10.0, 0.0, pace)
+    assert reserve_s(SimpleNamespace(time_budget=100.0, final_phase=0.3, folds=0)) == 30.0
+    assert reserve_s(SimpleNamespace(time_budget=0.0, final_phase=0.3, folds=0)) == 0.0
+    assert reserve_s(SimpleNamespace(time_budget=100.0, final_phase=0.3, folds=5)) == 0.0
+    pipeline = {"trainer": {"lr": 0.003, "epochs": 4, "warm_start": False, "warmup_epochs": 1.0, "min_lr": 1e-5},
+                "model": {}, "augment": {}}
+    final = final_pipeline(pipeline, 9)
+    assert final["trainer"] == {"lr": 0.0015, "epochs": 9, "warm_start": True, "warmup_epochs": 0.5,
+                                "min_lr": 1e-5, "lr_find": False}
+    assert pipeline["trainer"]["epochs"] == 4  # the incumbent's own pipeline is left as it was
+
+
+class Recording(HeuristicAgent):
+    def __init__(self):
+        self.contexts = []
+
+    def analyst(self, ctx):
+        self.contexts.append(ctx)
+        return super().analyst(ctx)
+
+
+@pytest.mark.slow
+def test_a_time_budget_ends_with_the_incumbent_trained_long_from_its_weights(tmp_path, compose_loop, monkeypatch):
+    agent = Recording()
+    monkeypatch.setattr("improve.refine.loop.make_agent", lambda llm, *args: (agent, "agent: scripted"))
+    cfg = compose_loop("loop.rounds=20", "loop.max_epochs=3", "loop.time_budget=45", "loop.final_phase=0.5",
+                       "loop.average_top_k=0")
+    out = io.StringIO()
+    Refinement(cfg, tmp_path / "run", console=Console(file=out, width=300)).run()
+    ds = decisions(tmp_path / "run")
+    finals = [d for d in ds if d["author"] == "final phase"]
+    assert len(finals) == 1 and finals[0] is ds[-1], [d["author"] for d in ds]
+    proposal = [e for e in Journal(tmp_path / "run" / "journal.jsonl").events()
+                if e["event"] == "proposal" and e["round"] == finals[0]["round"]][0]
+    assert proposal["pipeline"]["trainer"]["warm_start"] is True and "final phase: train the winner long" in \
+        proposal["rationale"]
+    assert all(c.seconds_left <= 45 - 22.5 + 1e-6 and c.reserved_s == 22.5 for c in agent.contexts)
+    assert "final phase: train the winner long" in out.getvalue() and "stopping: the final phase ran" in out.getvalue()

@@ -60,6 +60,7 @@ class Context:
     seconds_left: Optional[float] = None  # seconds loop.time_budget leaves; None = no time budget
     round_timeout: float = 900.0  # seconds one round may take before it is killed
     findings: List[Dict[str, Any]] = field(default_factory=list)  # what the errors say (refine/diagnoses.py)
+    reserved_s: Optional[float] = None  # seconds of loop.time_budget kept for the final phase (not in seconds_left)
 
 
 class Agent(Protocol):

@@ -59,6 +59,9 @@ def budget_text(ctx: Context) -> str:
              "no limit on rounds known",
              f"{ctx.seconds_left:.0f} s of loop.time_budget left" if ctx.seconds_left is not None else
              "no time budget", f"a round is killed after {ctx.round_timeout:.0f} s"]
+    if ctx.reserved_s:
+        parts.append(f"{ctx.reserved_s:.0f} s more are kept for the final phase (it continues the incumbent from its "
+                     f"weights with one long schedule): plan this round within the time above")
     if seconds:
         parts.append(f"the incumbent's training took {seconds:.0f} s (time grows with epochs, pixels and model size)")
     return "; ".join(parts)

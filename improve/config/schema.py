@@ -249,6 +249,9 @@ class LoopConfig:
     diagnose: bool = _f(True, "read the incumbent's validation errors before each round: its most confused class "
                               "pairs, tested on the training images for mirror-image, colour-only, fine-detail and "
                               "imbalance causes (refine/diagnoses.py); the agents act on what is found")
+    final_phase: float = _f(0.3, "share of loop.time_budget kept for the final phase: the incumbent continued from "
+                                 "its weights with one long schedule for what is left (refine/final_phase.py); "
+                                 "0 = off; no effect without a time budget", ge=0.0, lt=1.0)
     prune: bool = _f(True, "stop a round early once its best val accuracy is behind the incumbent's curve at the "
                            "same point of training by more than the noise (refine/prune.py); it is reverted as pruned")
     prune_after: float = _f(0.25, "fraction of a round's epochs it always trains before it may be pruned", ge=0.0,

@@ -44,10 +44,12 @@ from improve.refine.confirm import Confirmer
 from improve.refine.console import LoopConsole, change_text
 from improve.refine.decide import Evidence, decide
 from improve.refine.diagnoses import actionable, diagnose, training_images
+from improve.refine.edits import EditRejected
+from improve.refine.final_phase import FINAL, Pace, due, final_pipeline, rationale, reserve_s
 from improve.refine.incumbent import IncumbentDir
 from improve.refine.proposals import Candidate, Proposer
 from improve.refine.prune import PrunePlan, prune_plan, pruned_reason
-from improve.refine.runner import Runner, UnusableRun, finished_run
+from improve.refine.runner import Runner, UnusableRun, finished_run, run_metrics_or_none
 from improve.refine.state import State, llm_usage
 from improve.refine.validator import Validator
 from improve.refine.warm_start import init_checkpoint, parent_round, prepare
@@ -128,12 +130,19 @@ class Refinement:
             spent = self.budget.spent(state)
             stop = stop_reason(r + state.extra_runs, cfg.loop.rounds, state.incumbent_val, cfg.loop.target, spent,
                                cfg.loop.time_budget)
-            if stop:
+            ended = [d["round"] for d in state.decisions.values() if d["author"] == FINAL]
+            if ended and not stop:
+                stop = f"the final phase ran (round {ended[0]}): the budget's last part trained the incumbent long"
+            rounds_done = stop is not None and stop.startswith("all ") and r not in state.proposals
+            final = self._final_phase(state, r, rounds_done) if stop is None or rounds_done else None
+            if stop and final is None:
                 self.console.say(f"stopping: {stop}")
                 break
-            self.validator.seconds_left = self.budget.seconds_left(state)  # a round must fit what is left
+            self.validator.seconds_left = self._seconds_left(state, final is not None)  # a round must fit it
             try:
-                if r in state.proposals:  # interrupted before its decision: train the same candidate again
+                if final is not None:
+                    self._round(state, r, final)
+                elif r in state.proposals:  # interrupted before its decision: train the same candidate again
                     self._round(state, r, Candidate.from_proposal(state.proposals[r]), self._trained(state, r))
                 elif r in state.candidates:  # interrupted while its candidates trained: the unfinished train again
                     self._round_of_candidates(state, r, [Candidate.from_proposal(e)
@@ -185,14 +194,58 @@ class Refinement:
     def _llm_usage(self, r: int) -> Dict[str, Any]:
         return llm_usage(self.journal.events(), r)
 
+    def _final_done(self, state: State) -> bool:
+        return any(d["author"] == FINAL for d in state.decisions.values()) or getattr(self, "_final_skipped", False)
+
+    def _reserve(self, state: State) -> float:
+        """Seconds still kept for the final phase (0 once it ran or without it)."""
+        return 0.0 if self._final_done(state) else reserve_s(self.cfg.loop)
+
+    def _seconds_left(self, state: State, final: bool = False) -> Optional[float]:
+        """What loop.time_budget leaves this round: less the final phase's reserve, except for the final phase."""
+        left = self.budget.seconds_left(state)
+        return left if left is None or final else max(left - self._reserve(state), 0.0)
+
+    def _final_phase(self, state: State, r: int, rounds_done: bool = False) -> Optional[Candidate]:
+        """The final phase's round when it is due (loop.final_phase; `rounds_done`: loop.rounds are spent, so it is
+        due now if time is left), validated like a person's edit; None otherwise. A final phase that buys no epoch,
+        or that fails its check, is said once and skipped."""
+        loop, inc = self.cfg.loop, state.incumbent
+        reserve = self._reserve(state)
+        if not reserve or inc is None or r == 0 or r in state.proposals or inc["round"] not in state.decisions:
+            return None
+        metrics = run_metrics_or_none(round_dir(self.run_dir, inc["round"]))
+        pace = Pace.of(metrics or {}, state.decisions[inc["round"]]["seconds"])
+        left = self.budget.seconds_left(state)
+        if not (rounds_done and pace is not None) and not due(left, reserve, pace):
+            return None
+        epochs = pace.epochs_for(left, loop.max_epochs)
+        pipeline = final_pipeline(inc["pipeline"], max(epochs, 1))
+        why = rationale(epochs, left, pace, pipeline["trainer"]["lr"])
+        try:
+            if epochs < 1:
+                raise EditRejected("too_costly", f"the {left:.0f} s left buy no epoch of the incumbent "
+                                                 f"({pace.epoch_s:.1f} s an epoch, {pace.overhead_s:.1f} s besides)")
+            self.validator.seconds_left = left
+            preflight = self.validator.pipeline(pipeline, FINAL)
+        except EditRejected as err:
+            self._final_skipped = True
+            self.console.say(f"round {r}: final phase skipped: {err}", "yellow")
+            self.journal.write(ValidationError(round=r, author=FINAL, group="trainer", attempt=0,
+                                               kind_of_error=err.kind, error=str(err)))
+            return None
+        self.console.say(f"round {r}: {why}", "cyan")
+        return Candidate(pipeline, FINAL, "trainer", why, preflight)
+
     def _context(self, state: State, r: int) -> Context:
         inc = state.incumbent or {"round": None, "pipeline": self._defaults(), "val_acc": None,
                                   "summary": {"diagnosis": "ok"}}
         findings = [{**f, "actionable": actionable(f, inc["pipeline"])} for f in state.findings()]
         return Context(profile=self.profile, incumbent=inc, rounds=state.summaries()[-HISTORY_ROUNDS:], round=r,
                        seed=self.cfg.seed, max_epochs=self.cfg.loop.max_epochs,
-                       runs_left=self.budget.runs_left(state, r) + 1, seconds_left=self.budget.seconds_left(state),
-                       round_timeout=self.cfg.loop.round_timeout, findings=findings)
+                       runs_left=self.budget.runs_left(state, r) + 1, seconds_left=self._seconds_left(state),
+                       round_timeout=self.cfg.loop.round_timeout, findings=findings,
+                       reserved_s=self._reserve(state) or None)
 
     def _diagnose(self, state: State, r: int) -> State:
         """Before round r is proposed: what the incumbent's validation errors say (once per incumbent), journaled

@@ -96,6 +96,14 @@ def run_metrics(rd: Path) -> Optional[Dict[str, Any]]:
     return metrics
 
 
+def run_metrics_or_none(rd: Path) -> Optional[Dict[str, Any]]:
+    """metrics.json of the run in `rd`, or None when there is none or it cannot be read."""
+    try:
+        return run_metrics(rd)
+    except UnusableRun:
+        return None
+
+
 def unreadable_checkpoint(path: Path) -> Optional[str]:
     """Why the checkpoint at `path` cannot be loaded, or None when it loads."""
     try:

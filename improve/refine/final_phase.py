@@ -1,0 +1,71 @@
+"""`loop.final_phase`: the last part of loop.time_budget trains the winner long.
+
+A share of the time budget is reserved: the rounds before it plan within the rest (the agents and the cost
+check see what is left of the budget less the reserve). Once what is left is the reserve, or less than the
+incumbent's round would take on top of it, one round continues the incumbent from its weights
+(trainer.warm_start) with one long schedule of as many epochs as the time left buys at the incumbent's pace,
+at half its learning rate after a short warm-up. It is judged on validation like any round, can be pruned like
+any round, and runs once per run; if it cannot buy an epoch it is skipped and the console says so.
+"""
+import copy
+import math
+from dataclasses import dataclass
+from typing import Any, Dict, Optional
+
+FINAL = "final phase"  # the author of the final round
+LR_SCALE = 0.5  # the final phase's peak learning rate, relative to the incumbent's
+WARMUP_EPOCHS = 0.5  # its warm-up: short, the weights are trained already
+SAFETY = 0.9  # share of the time left its epochs may fill (the clock of a busy machine varies)
+
+
+@dataclass
+class Pace:
+    """What the incumbent's round cost: seconds per epoch of training (validation included) and the rest."""
+
+    epoch_s: float
+    overhead_s: float  # the round's seconds beyond its epochs: start, predictions, the decision
+    round_s: float  # the whole round
+
+    @classmethod
+    def of(cls, metrics: Dict[str, Any], round_seconds: float) -> Optional["Pace"]:
+        epochs = len(metrics.get("epochs") or [])
+        fit = (metrics.get("timings") or {}).get("fit_s")
+        if not epochs or not fit:
+            return None
+        return cls(epoch_s=fit / epochs, overhead_s=max(round_seconds - fit, 0.0), round_s=max(round_seconds, fit))
+
+    def epochs_for(self, seconds: float, max_epochs: int) -> int:
+        """The most epochs whose round fits in `seconds` (at most max_epochs)."""
+        return max(min(math.floor((seconds * SAFETY - self.overhead_s) / self.epoch_s), max_epochs), 0)
+
+
+def reserve_s(loop) -> float:
+    """Seconds of loop.time_budget kept for the final phase; 0 without a time budget or with final_phase 0."""
+    if not loop.time_budget or not loop.final_phase or loop.folds >= 2:
+        return 0.0
+    return loop.final_phase * loop.time_budget
+
+
+def due(seconds_left: Optional[float], reserve: float, pace: Optional[Pace]) -> bool:
+    """Whether the final phase starts now: what is left is the reserve, or a round as costly as the incumbent's
+    would eat into it."""
+    if seconds_left is None or not reserve or pace is None:
+        return False
+    return seconds_left <= reserve or seconds_left - reserve < pace.round_s
+
+
+def final_pipeline(pipeline: Dict[str, Dict[str, Any]], epochs: int) -> Dict[str, Dict[str, Any]]:
+    """The incumbent's pipeline continued from its weights for `epochs`: one cosine schedule at LR_SCALE of its
+    learning rate."""
+    out = copy.deepcopy(pipeline)
+    t = out["trainer"]
+    lr = float(f"{t['lr'] * LR_SCALE:.3g}")
+    t.update(warm_start=True, epochs=epochs, lr=lr, warmup_epochs=min(WARMUP_EPOCHS, float(epochs)), lr_find=False,
+             min_lr=min(t.get("min_lr", 0.0), lr / 10))
+    return out
+
+
+def rationale(epochs: int, seconds_left: float, pace: Pace, lr: float) -> str:
+    return (f"final phase: train the winner long: continue the incumbent from its weights for {epochs} epochs (what "
+            f"the {seconds_left:.0f} s left buy at {pace.epoch_s:.1f} s an epoch), one cosine schedule from lr "
+            f"{lr:.3g}")
