@@ -51,6 +51,10 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     strat.add_argument("--seeds", type=int, help="seeds 0..S-1 (default 3)")
     strat.add_argument("--runs", type=int, help="training runs per strategy (zero_shot: 1; default 8)")
     strat.add_argument("--epochs", type=int, help="epochs of every training run (default 3)")
+    strat.add_argument("--budget", choices=["runs", "seconds"], default="runs",
+                       help="runs: every strategy gets --runs training runs; seconds: the loop strategies get "
+                            "zero_shot_long's training seconds (same dataset and seed) as loop.time_budget and "
+                            "spend them as they judge best")
     strat.add_argument("--strategies", help=f"comma-separated, from {','.join(STRATEGIES)} (default: "
                                             f"{','.join(DEFAULT_STRATEGIES)})")
     strat.add_argument("--out", type=Path, default=Path("outputs/bench/strategies"),
@@ -103,7 +107,8 @@ def main(argv=None) -> None:
         results = study(args.datasets.split(",") if args.datasets else suite.datasets,
                         args.strategies.split(",") if args.strategies else suite.strategies,
                         list(range(args.seeds if args.seeds is not None else suite.seeds)),
-                        args.runs or suite.runs, args.epochs or suite.epochs, args.out, args.overrides)
+                        args.runs or suite.runs, args.epochs or suite.epochs, args.out, args.overrides,
+                        budget=args.budget)
         print("\n" + results["table"])
         print(f"table, plots and raw results in {args.out}/ (table.md, strategies.png, paired.png, results.json)")
         if args.json:

@@ -119,9 +119,10 @@ def _loop_cfg(dataset: str, seed: int, epochs: int, out: Path, cache_dir: Path, 
 
 
 def run_loop(cfg, out: Path, strategy: str, runs: int, overrides: Optional[List[str]] = None,
-             agent=None) -> Dict[str, Any]:
+             agent=None, time_budget: float = 0.0) -> Dict[str, Any]:
     with open_dict(cfg):
         cfg.loop.rounds = runs - 1
+        cfg.loop.time_budget = time_budget
         cfg.loop.strategy = "all_at_once" if strategy == "all_at_once" else "iterative"
         cfg.loop.accept = LOOPS[strategy]
         cfg.loop.diagnose = strategy != "iterative_curves"
@@ -198,9 +199,15 @@ def run_search(cfg, out: Path, strategy: str, runs: int, base: Dict[str, Dict], 
             "train_s": round(seconds, 1), "incumbents": incumbents, "seconds": {k: round(v, 1) for k, v in spent.items()}}
 
 
+BUDGETS = ("seconds", "runs")  # what a loop strategy is given: zero_shot_long's training seconds, or `runs` runs
+COMPUTE_ROUNDS = 4  # --budget seconds: rounds a loop may start, per run of the budget (the seconds stop it first)
+
+
 def run_unit(dataset: str, strategy: str, seed: int, runs: int, epochs: int, out: Path, cache_dir: Path,
-             extra: List[str], timeout: float) -> Dict[str, Any]:
-    """One (dataset, strategy, seed): its validation accuracy per run, test accuracy of its best, failures, time."""
+             extra: List[str], timeout: float, seconds: Optional[float] = None) -> Dict[str, Any]:
+    """One (dataset, strategy, seed): its validation accuracy per run, test accuracy of its best, failures, time.
+    `seconds`: a loop strategy gets that loop.time_budget (zero_shot_long's training seconds) and spends it as it
+    judges best: round 0 of `epochs` epochs, rounds of up to all the budget's epochs, its final phase."""
     start = time.perf_counter()
     unit_dir = out / dataset / strategy / f"seed{seed}"
     if unit_dir.exists():
@@ -210,6 +217,10 @@ def run_unit(dataset: str, strategy: str, seed: int, runs: int, epochs: int, out
         long = [f"trainer.epochs={runs * epochs}"]
         cfg = _loop_cfg(dataset, seed, runs * epochs, unit_dir, cache_dir, [*extra, *long])
         result = run_loop(cfg, unit_dir, strategy, 1, long)
+    elif strategy in LOOPS and seconds is not None and strategy != "zero_shot":
+        first = [f"trainer.epochs={epochs}"]  # round 0 as under equal runs; later rounds may train longer
+        cfg = _loop_cfg(dataset, seed, runs * epochs, unit_dir, cache_dir, [*extra, *first])
+        result = run_loop(cfg, unit_dir, strategy, COMPUTE_ROUNDS * runs, first, time_budget=seconds)
     elif strategy in LOOPS:
         result = run_loop(cfg, unit_dir, strategy, 1 if strategy == "zero_shot" else runs)
     else:
@@ -267,7 +278,7 @@ def test_at_seconds(unit: Dict[str, Any], seconds: Optional[float]) -> Optional[
 
 
 def summarise(results: Dict[str, Dict], datasets: List[str], strategies: List[str], seeds: List[int],
-              runs: int) -> str:
+              runs: int, budget: str = "runs") -> str:
     lines = ["| dataset | strategy | training runs | selected val acc | final test acc | optimism (val - test) | "
              "failed runs | training s | test acc at equal training s |", "|---|---|---|---|---|---|---|---|---|"]
     for d in datasets:
@@ -285,10 +296,14 @@ def summarise(results: Dict[str, Dict], datasets: List[str], strategies: List[st
                          f"{np.mean([u.get('train_s', u['wall_s']) for u in units]):.0f} | {_mean_std(at_equal)} |")
     return "\n".join(lines) + (f"\n\nMean ± std over seeds {seeds} (seed s: training seed and split s, unless "
                                f"dataset.seed is given); budget {runs} training runs per strategy "
-                               f"(zero_shot: 1; zero_shot_long: 1 run of all the budget's epochs). Optimism is the "
-                               f"selected validation accuracy minus the final test accuracy. The last column stops every strategy at "
-                               f"the training seconds of zero_shot_long's one run (same dataset and seed) and tests "
-                               f"the incumbent it had then.\n")
+                               f"(zero_shot: 1; zero_shot_long: 1 run of all the budget's epochs)"
+                               + ("; --budget seconds: the loop strategies were given zero_shot_long's training "
+                                  "seconds as loop.time_budget instead (round 0 of the same epochs, then as they "
+                                  "judge best, their final phase included)" if budget == "seconds" else "")
+                               + ". Optimism is the "
+                               "selected validation accuracy minus the final test accuracy. The last column stops every strategy at "
+                               "the training seconds of zero_shot_long's one run (same dataset and seed) and tests "
+                               "the incumbent it had then.\n")
 
 
 REFERENCE = "zero_shot_long"  # what a practitioner tries first: every strategy is compared with it
@@ -416,11 +431,18 @@ def plot(results: Dict[str, Dict], datasets: List[str], strategies: List[str], s
 
 
 def study(datasets: List[str], strategies: List[str], seeds: List[int], runs: int, epochs: int, out: Path,
-          extra: List[str], timeout: float = 900.0, console: Optional[Console] = None) -> Dict[str, Any]:
+          extra: List[str], timeout: float = 900.0, console: Optional[Console] = None,
+          budget: str = "runs") -> Dict[str, Any]:
+    """The study; `budget`: 'runs' (every strategy `runs` training runs) or 'seconds' (the loop strategies get
+    zero_shot_long's training seconds of the same dataset and seed as loop.time_budget)."""
     console = console or Console()
     unknown = sorted(set(strategies) - set(STRATEGIES))
     if unknown:
         raise ValueError(f"strategies {unknown} unknown; choose from {STRATEGIES}")
+    if budget not in BUDGETS:
+        raise ValueError(f"--budget {budget!r} is not a budget; choose from {list(BUDGETS)}")
+    if budget == "seconds" and REFERENCE not in strategies:
+        strategies = [REFERENCE, *strategies]  # its seconds are the budget
     if ("random" in strategies or "optuna" in strategies) and "zero_shot" not in strategies:
         strategies = ["zero_shot", *strategies]  # the searches start from its base pipeline
     strategies = [s for s in STRATEGIES if s in strategies]
@@ -435,12 +457,15 @@ def study(datasets: List[str], strategies: List[str], seeds: List[int], runs: in
                 if key in results:
                     continue  # done before an interruption
                 console.print(f"{key}: running", highlight=False)
-                results[key] = run_unit(d, s, seed, runs, epochs, out, cache_dir, extra, timeout)
+                long = results.get(f"{d}/{REFERENCE}/{seed}") if budget == "seconds" else None
+                results[key] = run_unit(d, s, seed, runs, epochs, out, cache_dir, extra, timeout,
+                                        long["train_s"] if long else None)
                 best = max([v for v in results[key]["vals"] if v is not None], default=math.nan)
                 console.print(f"{key}: best val {best:.4f}, test {results[key]['test_acc']}, "
                               f"{results[key]['wall_s']} s", highlight=False)
                 results_file.write_text(json.dumps(results, indent=1))
-    table = summarise(results, datasets, strategies, seeds, runs) + paired_summary(results, datasets, strategies, seeds)
+    table = (summarise(results, datasets, strategies, seeds, runs, budget)
+             + paired_summary(results, datasets, strategies, seeds))
     (out / "table.md").write_text(table)
     plot(results, datasets, strategies, seeds, runs, out / "strategies.png")
     plot_paired(results, datasets, strategies, seeds, out / "paired.png")

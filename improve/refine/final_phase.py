@@ -5,7 +5,10 @@ check see what is left of the budget less the reserve). Once what is left is the
 incumbent's round would take on top of it, one round continues the incumbent from its weights
 (trainer.warm_start) with one long schedule of as many epochs as the time left buys at the incumbent's pace,
 at half its learning rate after a short warm-up. It is judged on validation like any round, can be pruned like
-any round, and runs once per run; if it cannot buy an epoch it is skipped and the console says so.
+any round, and runs once per run, after which the run stops; if it cannot buy an epoch it is skipped and the
+console says so. What the incumbent's errors call for comes first: when the diagnosis made before a round found
+a cause the pipeline still has (`refine/diagnoses.py`), that round acts on it with all the time left, reserve
+included, and the final phase continues whichever incumbent results.
 """
 import copy
 import math

@@ -134,15 +134,20 @@ class Refinement:
             if ended and not stop:
                 stop = f"the final phase ran (round {ended[0]}): the budget's last part trained the incumbent long"
             rounds_done = stop is not None and stop.startswith("all ") and r not in state.proposals
-            final = self._final_phase(state, r, rounds_done) if stop is None or rounds_done else None
+            self._fix_first = False  # the incumbent's errors call for a fix: it comes before the final phase
+            if stop is None and r > 0 and r not in state.proposals and r not in state.candidates:
+                state = self._diagnose(state, r)
+                self._fix_first = self._fix_pending(state, r)
+            final = (self._final_phase(state, r, rounds_done) if (stop is None or rounds_done) and not self._fix_first
+                     else None)
+            if final is None and stop is None and getattr(self, "_final_skipped", None) == "too_costly":
+                stop = "the time left buys no epoch of the incumbent"
             if stop and final is None:
                 self.console.say(f"stopping: {stop}")
                 break
             self.validator.seconds_left = self._seconds_left(state, final is not None)  # a round must fit it
             try:
-                if final is not None:
-                    self._round(state, r, final)
-                elif r in state.proposals:  # interrupted before its decision: train the same candidate again
+                if r in state.proposals:  # interrupted before its decision: train the same candidate again
                     self._round(state, r, Candidate.from_proposal(state.proposals[r]), self._trained(state, r))
                 elif r in state.candidates:  # interrupted while its candidates trained: the unfinished train again
                     self._round_of_candidates(state, r, [Candidate.from_proposal(e)
@@ -152,6 +157,9 @@ class Refinement:
                 elif human is not None or (human := self._hand_edit(state, [])) is not None:
                     candidate, human = human, None
                     self._round(state, r, candidate)
+                elif final is not None:
+                    self.console.say(f"round {r}: {final.rationale}", "cyan")
+                    self._round(state, r, final)
                 else:
                     state = self._diagnose(state, r)
                     found = self.proposer.propose(state, self._context(state, r), cfg.loop.candidates)
@@ -202,9 +210,11 @@ class Refinement:
         return 0.0 if self._final_done(state) else reserve_s(self.cfg.loop)
 
     def _seconds_left(self, state: State, final: bool = False) -> Optional[float]:
-        """What loop.time_budget leaves this round: less the final phase's reserve, except for the final phase."""
+        """What loop.time_budget leaves this round: less the final phase's reserve, except for the final phase and
+        a round that acts on what the errors found."""
         left = self.budget.seconds_left(state)
-        return left if left is None or final else max(left - self._reserve(state), 0.0)
+        whole = final or getattr(self, "_fix_first", False)
+        return left if left is None or whole else max(left - self._reserve(state), 0.0)
 
     def _final_phase(self, state: State, r: int, rounds_done: bool = False) -> Optional[Candidate]:
         """The final phase's round when it is due (loop.final_phase; `rounds_done`: loop.rounds are spent, so it is
@@ -229,13 +239,20 @@ class Refinement:
             self.validator.seconds_left = left
             preflight = self.validator.pipeline(pipeline, FINAL)
         except EditRejected as err:
-            self._final_skipped = True
+            self._final_skipped = err.kind
             self.console.say(f"round {r}: final phase skipped: {err}", "yellow")
             self.journal.write(ValidationError(round=r, author=FINAL, group="trainer", attempt=0,
                                                kind_of_error=err.kind, error=str(err)))
             return None
-        self.console.say(f"round {r}: {why}", "cyan")
         return Candidate(pipeline, FINAL, "trainer", why, preflight)
+
+    def _fix_pending(self, state: State, r: int) -> bool:
+        """Whether the incumbent's errors, read just before round r, found a cause the pipeline still has: that
+        round acts on it first, with all the time left (a fix is worth more than training longer)."""
+        inc = state.incumbent
+        diagnosed = state.diagnosed.get(inc["round"]) if inc else None
+        return bool(diagnosed and diagnosed["round"] == r
+                    and any(actionable(f, inc["pipeline"]) for f in diagnosed["findings"]))
 
     def _context(self, state: State, r: int) -> Context:
         inc = state.incumbent or {"round": None, "pipeline": self._defaults(), "val_acc": None,
