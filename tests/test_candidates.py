@@ -76,3 +76,54 @@ def test_two_candidates_on_a_local_ray_both_train_and_round_1_has_one_decision(t
     proposal = next(e for e in events if e["event"] == "proposal" and e["round"] == 1)
     assert proposal["of_candidates"] == 2 and proposal["candidate"] == max(
         (e for e in results), key=lambda e: (e["val_acc"], -e["candidate"]))["candidate"]
+
+
+def test_successive_halving_keeps_the_better_half_at_each_rung_and_resumes_it_where_it_stopped():
+    from pathlib import Path
+
+    from improve.refine.candidates import rung_stop, successive_halving
+    from improve.refine.console import LoopConsole
+    from improve.refine.executors import Job
+
+    quality = {0: 0.2, 1: 0.5, 2: 0.4, 3: 0.7}
+    calls, reported = [], {}
+
+    def train(jobs, done):
+        calls.append([(j.output_dir.name, j.config.get("stop_epoch"), j.config.get("ckpt_path")) for j in jobs])
+        out = []
+        for j in jobs:
+            i, stop = int(j.output_dir.name[-1]), j.config.get("stop_epoch")
+            epochs = stop or j.config["trainer"]["epochs"]
+            out.append({"status": "ok", "best_val_acc": quality[i] + 0.01 * epochs,
+                        **({"stopped": {"epoch": stop, "epochs": 8}} if stop else {})})
+            done(len(out) - 1, out[-1])
+        return out
+
+    jobs = {i: Job({"trainer": {"epochs": 8}}, Path(f"/runs/cand{i}")) for i in range(4)}
+    final = successive_halving(jobs, train, lambda i, m: reported.setdefault(i, m), LoopConsole(Console(
+        file=io.StringIO())), 1)
+    assert [[(name, stop) for name, stop, _ in call] for call in calls] == [
+        [("cand0", 2), ("cand1", 2), ("cand2", 2), ("cand3", 2)],  # a quarter of the epochs for all four
+        [("cand1", 4), ("cand3", 4)],  # the better half, to half of them
+        [("cand3", None)]]  # the best to the end
+    assert calls[1][0][2] == "/runs/cand1/checkpoints/last.ckpt" and calls[2][0][2] == "/runs/cand3/checkpoints/last.ckpt"
+    assert final[0]["stopped"]["epoch"] == 2 and final[2]["stopped"]["epoch"] == 2 and final[1]["stopped"]["epoch"] == 4
+    assert "stopped" not in final[3] and sorted(reported) == [0, 1, 2, 3]
+    assert rung_stop(8, 2) == 2 and rung_stop(1, 1) is None and rung_stop(3, 1) == 2
+
+
+def test_two_candidates_are_halved_and_the_better_trains_on_from_its_checkpoint(tmp_path, compose_loop):
+    import json
+
+    cfg = compose_loop("loop.rounds=1", "loop.candidates=2", "loop.max_epochs=2", "loop.average_top_k=0")
+    out = io.StringIO()
+    Refinement(cfg, tmp_path / "run", console=Console(file=out, width=300)).run()
+    rd = tmp_path / "run" / "rounds" / "01"
+    runs = {i: json.loads((rd / f"cand{i}" / "metrics.json").read_text()) for i in range(2)}
+    stopped = [i for i in runs if runs[i].get("stopped")]
+    assert len(stopped) == 1 and len(runs[stopped[0]]["epochs"]) == 1  # left behind at the rung
+    went_on = 1 - stopped[0]
+    assert [e["epoch"] for e in runs[went_on]["epochs"]] == [0, 1] and runs[went_on]["status"] == "ok"
+    results = [e for e in Journal(tmp_path / "run" / "journal.jsonl").events() if e["event"] == "candidate_result"]
+    assert sorted(e["candidate"] for e in results) == [0, 1] and [e["stopped"] for e in results if e.get("stopped")]
+    assert "successive halving" in out.getvalue() and decisions(tmp_path / "run")[1]["decision"] in ("kept", "reverted")

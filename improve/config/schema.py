@@ -205,6 +205,9 @@ class TrainConfig(Groups):
     save_val_predictions: bool = _f(False, "write val_predictions.json: the best checkpoint's prediction for every "
                                            "validation image (the refinement loop's paired decisions use it)")
     recipe: Optional[str] = _f(None, "name of the recipe the pipeline started from (set by recipe files)")
+    stop_epoch: Optional[int] = _f(None, "end the run after this many of its epochs, the schedule still planned for "
+                                         "all (go on later with ckpt_path=<run>/checkpoints/last.ckpt); set by the "
+                                         "loop's successive halving", ge=1)
     prune: Optional[Dict[str, Any]] = _f(None, "stop the run once its best val accuracy is behind this reference "
                                                "curve ({reference: [one value per epoch or null], start: first "
                                                "epoch index it may stop at}); set by the loop under loop.prune")
@@ -252,6 +255,8 @@ class LoopConfig:
     final_phase: float = _f(0.3, "share of loop.time_budget kept for the final phase: the incumbent continued from "
                                  "its weights with one long schedule for what is left (refine/final_phase.py); "
                                  "0 = off; no effect without a time budget", ge=0.0, lt=1.0)
+    halving: bool = _f(True, "with loop.candidates >= 2, successive halving: all train a quarter or half of their "
+                             "epochs, the better half goes on from where it stopped, until one trains to the end")
     prune: bool = _f(True, "stop a round early once its best val accuracy is behind the incumbent's curve at the "
                            "same point of training by more than the noise (refine/prune.py); it is reverted as pruned")
     prune_after: float = _f(0.25, "fraction of a round's epochs it always trains before it may be pruned", ge=0.0,

@@ -152,6 +152,7 @@ class CandidateResult(Event):
     val_acc: Optional[float]
     status: Optional[str]  # ok | failed
     error: Optional[str]
+    stopped: Optional[Dict[str, Any]] = None  # successive halving stopped it: epoch, epochs
 
 
 # ---------------------------------------------------------------------------------------------- deciding

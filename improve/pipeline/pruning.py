@@ -1,4 +1,5 @@
-"""A training run stopped early once it is clearly behind a reference curve: the `prune` key of a train config.
+"""A training run stopped early: once it is clearly behind a reference curve (the `prune` key of a train config),
+or at a rung of successive halving (`stop_epoch`).
 
 The refinement loop sets it for a round (`refine/prune.py`): the best validation accuracy the incumbent had
 reached at the same point of its training, epoch by epoch of this run, less a noise margin. The decision is
@@ -47,8 +48,26 @@ class PruneBehind(L.Callback):
                                        "val_acc": round(self.best, 4), "reference": round(self.reference[epoch], 4)})
 
 
-def prune_callbacks(prune: Optional[Dict[str, Any]], record) -> List[L.Callback]:
-    """The callback for a train config's `prune` ({reference, start}); none when it is null."""
-    if not prune:
-        return []
-    return [PruneBehind(prune["reference"], prune["start"], record)]
+class StopAfter(L.Callback):
+    """`stop_epoch`: end the run after this many epochs of its `trainer.epochs` (a rung of successive halving), the
+    schedule still planned for all of them; metrics.json says `stopped: {epoch, epochs}`. The run goes on later from
+    checkpoints/last.ckpt (`ckpt_path`) as if it had not stopped."""
+
+    def __init__(self, epoch: int, record):
+        self.epoch, self.record = int(epoch), record
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch + 1 >= self.epoch and trainer.current_epoch + 1 < trainer.max_epochs:
+            trainer.should_stop = True
+            if trainer.is_global_zero:
+                self.record.update(stopped={"epoch": trainer.current_epoch + 1, "epochs": trainer.max_epochs})
+
+
+def prune_callbacks(prune: Optional[Dict[str, Any]], record, stop_epoch: Optional[int] = None) -> List[L.Callback]:
+    """The callbacks for a train config's `prune` ({reference, start}) and `stop_epoch`; none when both are null."""
+    out: List[L.Callback] = []
+    if prune:
+        out.append(PruneBehind(prune["reference"], prune["start"], record))
+    if stop_epoch:
+        out.append(StopAfter(stop_epoch, record))
+    return out

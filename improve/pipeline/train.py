@@ -61,7 +61,7 @@ def _trainer(cfg: DictConfig, out: Path, record: RunRecord) -> L.Trainer:
     if t.early_stopping:
         callbacks.append(EarlyStopping(monitor="val/acc", mode="max", patience=t.early_stopping))
     callbacks += lever_callbacks(t)
-    callbacks += prune_callbacks(cfg.get("prune"), record)
+    callbacks += prune_callbacks(cfg.get("prune"), record, cfg.get("stop_epoch"))
     return L.Trainer(
         max_epochs=t.epochs, accelerator=hw.accelerator, devices=hw.devices, num_nodes=hw.num_nodes,
         strategy=hw.strategy, precision=precision, deterministic=hw.deterministic,
@@ -79,6 +79,11 @@ def train(cfg: DictConfig) -> Dict[str, Any]:
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     record = RunRecord(out)
+    if cfg.get("ckpt_path") and record.path.is_file():  # the run goes on: its earlier epochs stay in its record
+        record.reload()
+        record.data["status"] = "running"
+        record.data.pop("stopped", None)
+        record.started = time.perf_counter() - (record.data["timings"].get("total_s") or 0.0)
     record.save()
     try:
         _run(cfg, out, record)

@@ -124,7 +124,10 @@ def _json(path: Path) -> Any:
 def scored_run(config: Dict[str, Any], rd: Path, timeout: float, folds: int = 0, live: bool = False,
                keep: frozenset = frozenset()) -> Dict[str, Any]:
     """One scored training run: a process of its own (`train_in_process`), or one per fold with folds >= 2.
-    What a round, a confirmation or a candidate runs, and what a Ray task runs."""
+    What a round, a confirmation or a candidate runs, and what a Ray task runs. A run that goes on from its own
+    checkpoint (`ckpt_path` under `rd`: successive halving) keeps its checkpoints and metrics.json."""
+    if config.get("ckpt_path") and Path(rd).resolve() in Path(config["ckpt_path"]).resolve().parents:
+        keep = frozenset(keep) | {"checkpoints", "metrics.json", "csv"}
     if folds >= 2:
         return train_folds(config, rd, folds, lambda c, d, k: train_in_process(c, d, timeout, keep=k), keep)
     return train_in_process(config, rd, timeout, live, keep=keep)
@@ -139,7 +142,7 @@ def train_config(cfg: DictConfig, pipeline: Dict[str, Dict], output_dir: Path) -
             "paths": {"data_dir": plain["paths"]["data_dir"], "cache_dir": plain["paths"]["cache_dir"],
                       "output_dir": str(output_dir)},
             "seed": cfg.seed, "test": False, "ckpt_path": None, "init_checkpoint": None, "recipe": None, "save_last": False,
-            "save_val_predictions": True, "prune": None}
+            "save_val_predictions": True, "prune": None, "stop_epoch": None}
 
 
 def run_logger(logger: Dict[str, Any], run_dir: Path, output_dir: Path) -> Dict[str, Any]:
