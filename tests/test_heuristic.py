@@ -240,3 +240,26 @@ def test_while_continuing_training_keeps_paying_the_expert_continues_again_whate
     assert HeuristicAgent().analyst(_ctx(p, "overfit", "near", pipeline=warm, rounds=small)).group == "augment"
     cold = [{**paid[0], "group": "augment"}]  # not a continuation of training
     assert HeuristicAgent().analyst(_ctx(p, "overfit", "near", pipeline=warm, rounds=cold)).group == "augment"
+
+
+def test_a_stuck_loop_ablates_one_augmentation_at_a_time_and_not_while_rounds_pay():
+    agent, p = HeuristicAgent(), profile(channels=3)
+    pipeline = copy.deepcopy(DEFAULTS)
+    pipeline["augment"]["train_transforms"] = [{"name": "Affine", "scale": [0.9, 1.1], "p": 0.5},
+                                               {"name": "HorizontalFlip", "p": 0.5}]
+    stuck = [{"round": r, "group": g, "decision": d, "rationale": "x", "summary": {"diagnosis": "ok"}}
+             for r, g, d in ((1, "trainer", "reverted"), (2, "model", "pruned"), (3, "trainer", "reverted"))]
+    choice = agent.analyst(ctx(p, "ok", stuck, r=4, pipeline=pipeline))
+    assert choice.group == "augment" and choice.ablate == "Affine" and choice.feedback.startswith("ablation:")
+    edit = agent.engineer(choice, ctx(p, "ok", stuck, r=4, pipeline=pipeline), pipeline["augment"], [])
+    ablated = check_group("augment", parse_edit(edit.yaml, "augment"), pipeline["augment"])
+    assert names(ablated) == ["HorizontalFlip"] and edit.rationale.startswith("ablation: without Affine")
+    after = stuck + [{"round": 4, "group": "augment", "decision": "pruned", "rationale": edit.rationale,
+                      "summary": {"diagnosis": "ok"}}]
+    assert agent.analyst(ctx(p, "ok", after, r=5, pipeline=pipeline)).ablate == "HorizontalFlip"  # the next one
+    paying = stuck[:2] + [{**stuck[2], "decision": "kept"}]
+    assert agent.analyst(ctx(p, "ok", paying, r=4, pipeline=pipeline)).ablate is None
+    found = ctx(p, "ok", stuck, r=4, pipeline=pipeline)
+    found.findings = [{"rule": "imbalance", "group": "trainer", "edit": "balance", "evidence": "e",
+                       "actionable": True, "share_of_errors": 0.5}]
+    assert agent.analyst(found).ablate is None  # what the errors say comes first

@@ -155,6 +155,7 @@ def test_the_final_phase_is_due_once_an_ordinary_round_would_eat_into_its_reserv
     final = final_pipeline(pipeline, 9)
     assert final["trainer"] == {"lr": 0.0015, "epochs": 9, "warm_start": True, "warmup_epochs": 0.5,
                                 "min_lr": 1e-5, "lr_find": False}
+    assert final_pipeline(pipeline, 9, "far")["trainer"]["lr"] == 0.003  # still climbing: as if trained longer
     assert pipeline["trainer"]["epochs"] == 4  # the incumbent's own pipeline is left as it was
 
 

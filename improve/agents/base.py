@@ -33,6 +33,7 @@ class Choice:
     diagnosis: str = "ok"  # one of DIAGNOSES: the state of training the change should address
     author: Optional[str] = None  # who really answered when not the role's usual player, e.g. "expert (fallback)"
     finding: Optional[str] = None  # the structural finding (refine/diagnoses.py rule) the change acts on, if any
+    ablate: Optional[str] = None  # an ablation: the augmentation to remove, to find out whether it holds the pipeline back
 
 
 @dataclass

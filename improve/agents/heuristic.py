@@ -2,7 +2,8 @@
 
 What the errors say comes first: a structural finding (`refine/diagnoses.py`: mirror-image pairs under a
 flip, colour-only pairs under a colour change, detail lost at the image size, rare classes unbalanced) is
-acted on before anything the curves suggest, once. Then it reads the incumbent's learning curves: overfitting (train >> val) -> stronger augmentation,
+acted on before anything the curves suggest, once. When three rounds in a row were not kept and the errors name
+no cause, it ablates: the incumbent with one augmentation removed (a losing one is pruned early). Then it reads the incumbent's learning curves: overfitting (train >> val) -> stronger augmentation,
 MixUp/CutMix, dropout/drop-path, weight decay, label smoothing; underfitting -> more capacity,
 more epochs, a higher learning rate; unstable or NaN -> lower learning rate, clipping, warm-up.
 Far from the ceiling its steps are decisive and coherent (`moves.py`); a group whose change was
@@ -32,6 +33,7 @@ from improve.agents.moves import (
 from improve.config.diff import canonical
 
 STALE_AFTER = 2  # reverted changes in a row after which a group has stopped paying off
+ABLATE_AFTER = 3  # rounds in a row not kept, whatever their group, after which an augmentation is ablated
 GROUP_ORDER = {  # which group to try first, by diagnosis of the incumbent's curves
     "overfit": ["augment", "model", "trainer"],
     "underfit": ["trainer", "model", "augment"],
@@ -132,6 +134,12 @@ class HeuristicAgent:
         if fix is not None:
             return Choice(fix["group"], f"the errors say {fix['rule']}: {fix['edit']} ({fix['evidence'][:240]})",
                           diagnosis if diagnosis in DIAGNOSES else "ok", finding=fix["rule"])
+        ablate = self._ablation(ctx)
+        if ablate is not None:
+            return Choice("augment", f"ablation: the incumbent without {ablate}: the last {ABLATE_AFTER} rounds were "
+                                     f"not kept and the errors name no cause, so find out whether this augmentation "
+                                     f"holds the pipeline back (a round behind the incumbent is pruned early: cheap)",
+                          diagnosis if diagnosis in DIAGNOSES else "ok", ablate=ablate)
         warm = ctx.incumbent.get("pipeline", {}).get("trainer", {}).get("warm_start")
         if (warm and last and last.get("decision") == "kept" and last.get("group") == "trainer"
                 and (last.get("delta") or 0.0) >= CONTINUE_GAIN):
@@ -171,6 +179,21 @@ class HeuristicAgent:
         return None
 
     @staticmethod
+    def _ablation(ctx: Context) -> Optional[str]:
+        """The augmentation to ablate when the loop is stuck: the last ABLATE_AFTER rounds after round 0 were not kept,
+        no structural finding is left to act on, and the incumbent has a transform not ablated yet (MLE-STAR's
+        ablation, one component of ours at a time); None otherwise."""
+        recent = [r for r in ctx.rounds if r.get("round")][-ABLATE_AFTER:]
+        if len(recent) < ABLATE_AFTER or any(r.get("decision") == "kept" for r in recent):
+            return None
+        if any(f.get("actionable") for f in ctx.findings):
+            return None
+        done = {(r.get("rationale") or "").split("ablation: without ", 1)[-1].split(" ")[0]
+                for r in ctx.rounds if (r.get("rationale") or "").startswith("ablation: without ")}
+        names = [t["name"] for t in ctx.incumbent.get("pipeline", {}).get("augment", {}).get("train_transforms", [])]
+        return next((n for n in names if n not in done), None)
+
+    @staticmethod
     def _reverts_in_a_row(ctx: Context, group: str) -> int:
         count = 0
         for r in reversed(ctx.rounds):
@@ -187,6 +210,12 @@ class HeuristicAgent:
         group, diagnosis = choice.group, choice.diagnosis
         seen = {canonical(t) for t in tried} | {canonical(current)}
         fits = self._budget(ctx, group, current)
+        if choice.ablate and group == "augment":
+            ablated = {**copy.deepcopy(current), "train_transforms": [t for t in current["train_transforms"]
+                                                                      if t["name"] != choice.ablate]}
+            if canonical(ablated) not in seen and fits(ablated):
+                return Edit(yaml=_dump(ablated), rationale=f"ablation: without {choice.ablate} (the incumbent "
+                                                           f"otherwise unchanged): kept if it held the pipeline back")
         for move in self.moves(ctx, group, current, diagnosis):
             candidate = move.make(copy.deepcopy(current))
             if canonical(candidate) not in seen and fits(candidate):

@@ -4,7 +4,7 @@ A share of the time budget is reserved: the rounds before it plan within the res
 check see what is left of the budget less the reserve). Once what is left is the reserve, or less than the
 incumbent's round would take on top of it, one round continues the incumbent from its weights
 (trainer.warm_start) with one long schedule of as many epochs as the time left buys at the incumbent's pace,
-at half its learning rate after a short warm-up. It is judged on validation like any round, can be pruned like
+after a short warm-up: at its learning rate while its curves say it is far from its ceiling, at half of it near. It is judged on validation like any round, can be pruned like
 any round, and runs once per run, after which the run stops; if it cannot buy an epoch it is skipped and the
 console says so. What the incumbent's errors call for comes first: when the diagnosis made before a round found
 a cause the pipeline still has (`refine/diagnoses.py`), that round acts on it with all the time left, reserve
@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
 FINAL = "final phase"  # the author of the final round
-LR_SCALE = 0.5  # the final phase's peak learning rate, relative to the incumbent's
+LR_SCALE = {"far": 1.0, "near": 0.5}  # its peak learning rate, relative to the incumbent's, by the incumbent's
+# headroom (pipeline/record.headroom): far from its ceiling (still climbing) it goes on as if its schedule were
+# longer; near it, it fine-tunes
 WARMUP_EPOCHS = 0.5  # its warm-up: short, the weights are trained already
-SAFETY = 0.9  # share of the time left its epochs may fill (the clock of a busy machine varies)
+SAFETY = 0.95  # share of the time left its epochs may fill (the clock of a busy machine varies)
 
 
 @dataclass
@@ -57,12 +59,12 @@ def due(seconds_left: Optional[float], reserve: float, pace: Optional[Pace]) -> 
     return seconds_left <= reserve or seconds_left - reserve < pace.round_s
 
 
-def final_pipeline(pipeline: Dict[str, Dict[str, Any]], epochs: int) -> Dict[str, Dict[str, Any]]:
-    """The incumbent's pipeline continued from its weights for `epochs`: one cosine schedule at LR_SCALE of its
-    learning rate."""
+def final_pipeline(pipeline: Dict[str, Dict[str, Any]], epochs: int, headroom: str = "near") -> Dict[str, Dict[str, Any]]:
+    """The incumbent's pipeline continued from its weights for `epochs`: one cosine schedule from LR_SCALE[headroom]
+    of its learning rate."""
     out = copy.deepcopy(pipeline)
     t = out["trainer"]
-    lr = float(f"{t['lr'] * LR_SCALE:.3g}")
+    lr = float(f"{t['lr'] * LR_SCALE.get(headroom, LR_SCALE['near']):.3g}")
     t.update(warm_start=True, epochs=epochs, lr=lr, warmup_epochs=min(WARMUP_EPOCHS, float(epochs)), lr_find=False,
              min_lr=min(t.get("min_lr", 0.0), lr / 10))
     return out

@@ -18,7 +18,7 @@ import json
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -74,6 +74,8 @@ class Refinement:
         self.journal = Journal(self.run_dir / "journal.jsonl")
         self.budget = Budget(cfg.loop, time.time(), time.perf_counter())
         self.runner = Runner(cfg, self.run_dir)
+        self._fix_first = False  # this round acts on what the incumbent's errors found, with all the time left
+        self._final_skipped: Optional[str] = None  # why the final phase could not run (its rejection's kind)
 
     # ------------------------------------------------------------------ entry point
     def run(self) -> Dict[str, Any]:
@@ -127,21 +129,7 @@ class Refinement:
         while True:
             state = State.of(self.journal)
             r = state.next_round
-            spent = self.budget.spent(state)
-            stop = stop_reason(r + state.extra_runs, cfg.loop.rounds, state.incumbent_val, cfg.loop.target, spent,
-                               cfg.loop.time_budget)
-            ended = [d["round"] for d in state.decisions.values() if d["author"] == FINAL]
-            if ended and not stop:
-                stop = f"the final phase ran (round {ended[0]}): the budget's last part trained the incumbent long"
-            rounds_done = stop is not None and stop.startswith("all ") and r not in state.proposals
-            self._fix_first = False  # the incumbent's errors call for a fix: it comes before the final phase
-            if stop is None and r > 0 and r not in state.proposals and r not in state.candidates:
-                state = self._diagnose(state, r)
-                self._fix_first = self._fix_pending(state, r)
-            final = (self._final_phase(state, r, rounds_done) if (stop is None or rounds_done) and not self._fix_first
-                     else None)
-            if final is None and stop is None and getattr(self, "_final_skipped", None) == "too_costly":
-                stop = "the time left buys no epoch of the incumbent"
+            state, stop, final = self._what_next(state, r)
             if stop and final is None:
                 self.console.say(f"stopping: {stop}")
                 break
@@ -202,8 +190,29 @@ class Refinement:
     def _llm_usage(self, r: int) -> Dict[str, Any]:
         return llm_usage(self.journal.events(), r)
 
+    def _what_next(self, state: State, r: int) -> Tuple[State, Optional[str], Optional[Candidate]]:
+        """Before round r: why the run stops (None: it goes on) and the final phase's round when it is due; the
+        state with the incumbent's errors read (they may call for a fix first, which comes before the final phase)."""
+        loop = self.cfg.loop
+        stop = stop_reason(r + state.extra_runs, loop.rounds, state.incumbent_val, loop.target,
+                           self.budget.spent(state), loop.time_budget)
+        ended = [d["round"] for d in state.decisions.values() if d["author"] == FINAL]
+        if ended and not stop:
+            stop = f"the final phase ran (round {ended[0]}): the budget's last part trained the incumbent long"
+        rounds_done = stop is not None and stop.startswith("all ") and r not in state.proposals
+        self._fix_first = False
+        if stop is None and r > 0 and r not in state.proposals and r not in state.candidates:
+            state = self._diagnose(state, r)
+            self._fix_first = self._fix_pending(state, r)
+        final = None
+        if (stop is None or rounds_done) and not self._fix_first:
+            final = self._final_phase(state, r, rounds_done)
+        if final is None and stop is None and self._final_skipped == "too_costly":
+            stop = "the time left buys no epoch of the incumbent"
+        return state, stop, final
+
     def _final_done(self, state: State) -> bool:
-        return any(d["author"] == FINAL for d in state.decisions.values()) or getattr(self, "_final_skipped", False)
+        return any(d["author"] == FINAL for d in state.decisions.values()) or self._final_skipped is not None
 
     def _reserve(self, state: State) -> float:
         """Seconds still kept for the final phase (0 once it ran or without it)."""
@@ -213,7 +222,7 @@ class Refinement:
         """What loop.time_budget leaves this round: less the final phase's reserve, except for the final phase and
         a round that acts on what the errors found."""
         left = self.budget.seconds_left(state)
-        whole = final or getattr(self, "_fix_first", False)
+        whole = final or self._fix_first
         return left if left is None or whole else max(left - self._reserve(state), 0.0)
 
     def _final_phase(self, state: State, r: int, rounds_done: bool = False) -> Optional[Candidate]:
@@ -230,7 +239,7 @@ class Refinement:
         if not (rounds_done and pace is not None) and not due(left, reserve, pace):
             return None
         epochs = pace.epochs_for(left, loop.max_epochs)
-        pipeline = final_pipeline(inc["pipeline"], max(epochs, 1))
+        pipeline = final_pipeline(inc["pipeline"], max(epochs, 1), (inc.get("summary") or {}).get("headroom", "near"))
         why = rationale(epochs, left, pace, pipeline["trainer"]["lr"])
         try:
             if epochs < 1:
