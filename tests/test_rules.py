@@ -31,6 +31,7 @@ def test_the_run_stops_after_its_rounds_at_the_target_or_when_the_time_is_spent(
     assert stop_reason(2, rounds=5, incumbent_val=0.97, target=0.95).startswith("validation accuracy 0.9700 reached")
     assert stop_reason(2, rounds=5, incumbent_val=0.90, target=0.95) is None
     assert stop_reason(2, rounds=5, incumbent_val=None, target=0.95) is None
+    assert stop_reason(2, rounds=5, incumbent_val=1.0).startswith("validation accuracy 1.0000: no round can beat it")
     assert stop_reason(2, rounds=5, spent_s=61, time_budget=60) == "time budget of 60 s spent"
     assert stop_reason(2, rounds=5, spent_s=59, time_budget=60) is None
     assert stop_reason(2, rounds=5, spent_s=1e9, time_budget=0) is None  # 0: no budget

@@ -33,11 +33,14 @@ class Budget:
 
 def stop_reason(next_round: int, rounds: int, incumbent_val: Optional[float] = None, target: float = 0.0,
                 spent_s: float = 0.0, time_budget: float = 0.0) -> Optional[str]:
-    """Why no further round starts, or None: all rounds done, the target reached, or the time budget spent."""
+    """Why no further round starts, or None: all rounds done, the target reached, a perfect validation score (nothing
+    can be kept above it), or the time budget spent."""
     if next_round > rounds:
         return f"all {rounds} rounds done"
     if target and incumbent_val is not None and incumbent_val >= target:
         return f"validation accuracy {incumbent_val:.4f} reached loop.target={target}"
+    if incumbent_val is not None and incumbent_val >= 1.0:  # a candidate is kept only above it: none can be
+        return "validation accuracy 1.0000: no round can beat it on this validation split"
     if time_budget and spent_s >= time_budget:
         return f"time budget of {time_budget:.0f} s spent"
     return None
