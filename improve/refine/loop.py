@@ -148,8 +148,7 @@ class Refinement:
                 elif final is not None:
                     self.console.say(f"round {r}: {final.rationale}", "cyan")
                     self._round(state, r, final)
-                else:
-                    state = self._diagnose(state, r)
+                else:  # the incumbent's errors were read by _what_next
                     found = self.proposer.propose(state, self._context(state, r), cfg.loop.candidates)
                     if len(found) > 1:
                         self._round_of_candidates(state, r, found)

@@ -10,13 +10,13 @@ accuracies near the incumbent's on this many validation images, sqrt(2 p (1 - p)
 pruned before `loop.prune_after` of its epochs nor at its last; round 0, folds and candidates are never pruned.
 `pipeline/pruning.py` applies it during training (Optuna's MedianPruner).
 """
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from improve.config.paths import round_dir
+from improve.refine.runner import run_metrics_or_none
 from improve.refine.warm_start import parent_round
 
 NOISE_SE = 2.0  # standard errors of a difference of two accuracies that count as noise
@@ -56,11 +56,7 @@ def matched(curve: List[float], epochs: int) -> List[Optional[float]]:
 
 
 def _curve(run_dir: Path, r: int) -> Optional[Dict[str, Any]]:
-    path = round_dir(run_dir, r) / "metrics.json"
-    try:
-        metrics = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+    metrics = run_metrics_or_none(round_dir(run_dir, r)) or {}
     epochs = [e.get("val_acc") for e in metrics.get("epochs") or []]
     if metrics.get("status") != "ok" or not epochs or any(v is None for v in epochs):
         return None
