@@ -59,13 +59,26 @@ def test_state_replays_the_incumbent_the_next_round_and_what_was_tried(tmp_path)
     assert state.final is None
 
 
-def test_state_counts_training_seconds_of_earlier_sessions_only(tmp_path):
+def test_the_time_budget_counts_the_rounds_seconds_and_the_loops_own_work_is_reported_apart(tmp_path):
     journal = Journal(tmp_path / "journal.jsonl")
-    decided(journal, 0, "kept", 0.8, 0.001, seconds=30.0)
-    cut = journal.events()[-1]["time"] + 1
+    journal.append("start", config={}, pinned={}, time=1000.0)
+    journal.append("proposal", round=0, author="engineer", group="trainer", pipeline=pipeline(0.001), changes=[],
+                   rationale="", preflight=None, repairs=0, time=1034.0 - 1)
+    journal.append("decision", round=0, author="architect", group="pipeline", decision="kept", val_acc=0.8,
+                   delta=None, changes=[], summary={}, seconds=30.0, time=1034.0)  # 4 s of profile and agents
+    journal.append("resume", overrides=[], time=2000.0)  # a later session: the gap before it is no one's
     journal.append("decision", round=1, author="engineer", group="trainer", decision="reverted", val_acc=0.7,
-                   delta=None, changes=[], summary={}, seconds=20.0, time=cut + 5)
-    assert State.of(journal).seconds_before(cut) == 30.0
+                   delta=None, changes=[], summary={}, seconds=20.0, time=2022.0)  # 2 s before it
+    journal.append("proposal", round=2, author="engineer", group="trainer", pipeline=pipeline(0.001), changes=[],
+                   rationale="", preflight=None, repairs=0, time=2033.0 - 1)
+    journal.append("decision", round=2, author="engineer", group="trainer", decision="kept", val_acc=0.9,
+                   delta=None, changes=[], summary={}, seconds=10.0, time=2033.0)  # 1 s before it
+    state = State.of(journal)
+    assert state.training_seconds() == 60.0
+    assert abs(state.between_rounds() - 7.0) < 1e-9
+    spent = state.spent(end_time=2036.0)
+    assert spent["kept"] == 40.0 and spent["reverted"] == 20.0 and spent["between_rounds"] == 7.0
+    assert spent["end_of_run"] == 3.0
 
 
 def test_a_run_with_no_kept_round_has_no_incumbent(tmp_path):

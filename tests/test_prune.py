@@ -148,6 +148,7 @@ def test_the_final_phase_is_due_once_an_ordinary_round_would_eat_into_its_reserv
     pace = Pace(epoch_s=2.0, overhead_s=2.0, round_s=10.0)
     assert not due(50.0, 30.0, pace) and due(39.0, 30.0, pace) and due(30.0, 30.0, pace)
     assert not due(None, 30.0, pace) and not due(10.0, 0.0, pace)
+    assert not due(45.0, 30.0, pace, "near")  # one more round fits before the reserve: it is explored
     assert reserve_s(SimpleNamespace(time_budget=100.0, final_phase=0.3, folds=0)) == 30.0
     assert reserve_s(SimpleNamespace(time_budget=0.0, final_phase=0.3, folds=0)) == 0.0
     assert reserve_s(SimpleNamespace(time_budget=100.0, final_phase=0.3, folds=5)) == 0.0
@@ -158,6 +159,17 @@ def test_the_final_phase_is_due_once_an_ordinary_round_would_eat_into_its_reserv
                                 "min_lr": 1e-5, "lr_find": False}
     assert final_pipeline(pipeline, 9, "far")["trainer"]["lr"] == 0.003  # still climbing: as if trained longer
     assert pipeline["trainer"]["epochs"] == 4  # the incumbent's own pipeline is left as it was
+
+
+def test_a_climbing_incumbent_trains_long_now_when_the_time_before_the_reserve_buys_one_round():
+    from improve.refine.final_phase import EXPLORE_ROUNDS, Pace, due
+
+    pace = Pace(epoch_s=2.0, overhead_s=2.0, round_s=10.0)
+    one_round = 30.0 + 15.0  # 15 s before the reserve: one round fits, not EXPLORE_ROUNDS
+    assert EXPLORE_ROUNDS == 2
+    assert due(one_round, 30.0, pace, "near") is None  # near its ceiling: one more move is worth a try
+    assert "still climb" in due(one_round, 30.0, pace, "far")  # still climbing: its epochs are worth more
+    assert due(30.0 + 25.0, 30.0, pace, "far") is None  # two rounds before the reserve: exploring can pay
 
 
 class Recording(HeuristicAgent):

@@ -1,5 +1,9 @@
-"""What a refinement run's budget has left: training runs under loop.rounds (extra seed runs count) and seconds
-under loop.time_budget, for the stop rule, the confirmations and the agents (who plan rounds that fit)."""
+"""What a refinement run's budget has left: training runs under loop.rounds (extra seed runs count) and training
+seconds under loop.time_budget, for the stop rule, the confirmations and the agents (who plan rounds that fit).
+
+loop.time_budget counts the seconds of the rounds (their training, checks and confirmation runs), the compute a
+study compares with one long run; the loop's own work between rounds (the dataset profile, the agents' calls,
+the diagnoses) is not charged to it and is reported on its own (`State.spent`'s `between_rounds`)."""
 import time
 from typing import Optional
 
@@ -9,12 +13,12 @@ from improve.refine.state import State
 class Budget:
     """The loop's budget, counted across the sessions of a resumed run."""
 
-    def __init__(self, loop, session_wall: float, session_start: float):
-        self.loop, self.session_wall, self.session_start = loop, session_wall, session_start
+    def __init__(self, loop):
+        self.loop = loop
 
     def spent(self, state: State) -> float:
-        """Seconds used so far: earlier sessions' rounds, plus this session's wall time."""
-        return state.seconds_before(self.session_wall) + (time.perf_counter() - self.session_start)
+        """Training seconds used so far: those of every decided round, in every session of the run."""
+        return state.training_seconds()
 
     def seconds_left(self, state: State) -> Optional[float]:
         """Seconds loop.time_budget leaves; None without a time budget."""

@@ -4,6 +4,7 @@ A share of the time budget is reserved: the rounds before it plan within the res
 check see what is left of the budget less the reserve). Once what is left is the reserve, or less than the
 incumbent's round would take on top of it, one round continues the incumbent from its weights
 (trainer.warm_start) with one long schedule of as many epochs as the time left buys at the incumbent's pace,
+sooner when its curves still climb and the time before the reserve cannot pay for exploring (EXPLORE_ROUNDS),
 after a short warm-up: at its learning rate while its curves say it is far from its ceiling, at half of it near. It is judged on validation like any round, can be pruned like
 any round, and runs once per run, after which the run stops; if it cannot buy an epoch it is skipped and the
 console says so. What the incumbent's errors call for comes first: when the diagnosis made before a round found
@@ -20,6 +21,9 @@ LR_SCALE = {"far": 1.0, "near": 0.5}  # its peak learning rate, relative to the 
 # headroom (pipeline/record.headroom): far from its ceiling (still climbing) it goes on as if its schedule were
 # longer; near it, it fine-tunes
 WARMUP_EPOCHS = 0.5  # its warm-up: short, the weights are trained already
+EXPLORE_ROUNDS = 2  # while the incumbent's curves still climb (headroom far), a new round starts only if the time
+# before the reserve buys this many rounds at its pace (a move and one follow-up); fewer, and training it longer
+# now is worth more than one untested move: the final phase starts early, with all the time left
 SAFETY = 0.95  # share of the time left its epochs may fill (the clock of a busy machine varies)
 
 
@@ -51,12 +55,19 @@ def reserve_s(loop) -> float:
     return loop.final_phase * loop.time_budget
 
 
-def due(seconds_left: Optional[float], reserve: float, pace: Optional[Pace]) -> bool:
-    """Whether the final phase starts now: what is left is the reserve, or a round as costly as the incumbent's
-    would eat into it."""
+def due(seconds_left: Optional[float], reserve: float, pace: Optional[Pace], headroom: str = "near") -> Optional[str]:
+    """Why the final phase starts now (None: not yet): what is left is the reserve, or a round as costly as the
+    incumbent's would eat into it, or the incumbent still climbs and exploring cannot pay (EXPLORE_ROUNDS)."""
     if seconds_left is None or not reserve or pace is None:
-        return False
-    return seconds_left <= reserve or seconds_left - reserve < pace.round_s
+        return None
+    before = seconds_left - reserve
+    if before < pace.round_s:
+        return "what is left is its reserve"
+    if headroom == "far" and before < EXPLORE_ROUNDS * pace.round_s:
+        return (f"the incumbent's curves still climb and the {before:.0f} s before the reserve buy fewer than "
+                f"{EXPLORE_ROUNDS} rounds at its pace ({pace.round_s:.0f} s): training it longer now is worth more "
+                f"than one untested move")
+    return None
 
 
 def final_pipeline(pipeline: Dict[str, Dict[str, Any]], epochs: int, headroom: str = "near") -> Dict[str, Dict[str, Any]]:
@@ -70,7 +81,7 @@ def final_pipeline(pipeline: Dict[str, Dict[str, Any]], epochs: int, headroom: s
     return out
 
 
-def rationale(epochs: int, seconds_left: float, pace: Pace, lr: float) -> str:
+def rationale(epochs: int, seconds_left: float, pace: Pace, lr: float, why: str = "") -> str:
     return (f"final phase: train the winner long: continue the incumbent from its weights for {epochs} epochs (what "
             f"the {seconds_left:.0f} s left buy at {pace.epoch_s:.1f} s an epoch), one cosine schedule from lr "
-            f"{lr:.3g}")
+            f"{lr:.3g}" + (f"; now because {why}" if why else ""))

@@ -72,7 +72,7 @@ class Refinement:
         self.console = LoopConsole(console)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(self.run_dir / "journal.jsonl")
-        self.budget = Budget(cfg.loop, time.time(), time.perf_counter())
+        self.budget = Budget(cfg.loop)
         self.runner = Runner(cfg, self.run_dir)
         self._fix_first = False  # this round acts on what the incumbent's errors found, with all the time left
         self._final_skipped: Optional[str] = None  # why the final phase could not run (its rejection's kind)
@@ -235,11 +235,13 @@ class Refinement:
         metrics = run_metrics_or_none(round_dir(self.run_dir, inc["round"]))
         pace = Pace.of(metrics or {}, state.decisions[inc["round"]]["seconds"])
         left = self.budget.seconds_left(state)
-        if not (rounds_done and pace is not None) and not due(left, reserve, pace):
+        headroom = (inc.get("summary") or {}).get("headroom", "near")
+        now = due(left, reserve, pace, headroom)
+        if not (rounds_done and pace is not None) and now is None:
             return None
         epochs = pace.epochs_for(left, loop.max_epochs)
-        pipeline = final_pipeline(inc["pipeline"], max(epochs, 1), (inc.get("summary") or {}).get("headroom", "near"))
-        why = rationale(epochs, left, pace, pipeline["trainer"]["lr"])
+        pipeline = final_pipeline(inc["pipeline"], max(epochs, 1), headroom)
+        why = rationale(epochs, left, pace, pipeline["trainer"]["lr"], "" if rounds_done else now)
         try:
             if epochs < 1:
                 raise EditRejected("too_costly", f"the {left:.0f} s left buy no epoch of the incumbent "

@@ -9,7 +9,8 @@ from improve.config.diff import fingerprint
 from improve.journal.log import Journal
 
 
-SPENT = ("kept", "reverted", "pruned", "failed", "confirmations", "end_of_run")  # where a run's seconds went
+SPENT = ("kept", "reverted", "pruned", "failed", "confirmations", "between_rounds", "end_of_run")  # where a run's
+# seconds went: its rounds' (loop.time_budget counts those), the loop's own work between them, the end of run
 
 
 class State:
@@ -33,8 +34,11 @@ class State:
         self.recovered: List[Dict[str, Any]] = []  # unreadable files found on resume, and what was done instead
         self.warm_start_skips: List[Dict[str, Any]] = []  # rounds that asked for warm_start and trained from scratch
         self.diagnosed: Dict[int, Dict[str, Any]] = {}  # incumbent round -> its `diagnosed` event
+        self.sessions: List[float] = []  # when each session of the run began (its start, then each resume)
         for e in events:
             kind = e["event"]
+            if kind in ("start", "resume"):
+                self.sessions.append(e["time"])
             if kind == "start":
                 self.pinned = e.get("pinned") or {}
                 self.folds = ((e.get("config") or {}).get("loop") or {}).get("folds", 0)
@@ -100,13 +104,26 @@ class State:
         """Fingerprint of each decided pipeline -> its round."""
         return {fingerprint(p["pipeline"]): r for r, p in self.proposals.items() if r in self.decisions}
 
-    def seconds_before(self, wall_time: float) -> float:
-        """Training seconds of the rounds decided before `wall_time` (earlier sessions of a resumed run)."""
-        return sum(d["seconds"] for d in self.decisions.values() if d["time"] < wall_time)
+    def training_seconds(self) -> float:
+        """Seconds of every decided round (training, checks, confirmation runs): what loop.time_budget counts."""
+        return sum(d.get("seconds") or 0.0 for d in self.decisions.values())
+
+    def between_rounds(self) -> float:
+        """The loop's own seconds before each decided round: from the session's start or the previous decision to
+        the round's start (the dataset profile, the agents' calls and repairs, the diagnoses)."""
+        total, last = 0.0, None
+        for d in sorted(self.decisions.values(), key=lambda d: d["time"]):
+            began = d["time"] - (d.get("seconds") or 0.0)
+            since = max([t for t in self.sessions if t <= d["time"]] + ([last] if last is not None else []),
+                        default=began)
+            total += max(began - since, 0.0)
+            last = d["time"]
+        return total
 
     def spent(self, end_time: Optional[float] = None) -> Dict[str, float]:
         """Where the run's seconds went (SPENT): the training of rounds kept, reverted, pruned and failed, the
-        confirmation and noise-floor runs, and the end of run (soup, ensemble, test, exports: from the last decision
+        confirmation and noise-floor runs, the loop's own work between rounds, and the end of run (soup, ensemble,
+        test, exports: from the last decision
         to `end`, or to `end_time` while it is being written)."""
         confirm: Dict[int, float] = {}
         for e in self.confirmations:
@@ -116,6 +133,7 @@ class State:
         for d in self.decisions.values():
             if d["decision"] in SPENT:
                 out[d["decision"]] += max((d.get("seconds") or 0.0) - confirm.get(d["round"], 0.0), 0.0)
+        out["between_rounds"] = self.between_rounds()
         end = end_time if end_time is not None else (self.final or {}).get("time")
         if self.decisions and end is not None:
             out["end_of_run"] = max(end - max(d["time"] for d in self.decisions.values()), 0.0)
