@@ -216,7 +216,7 @@ class TrainConfig(Groups):
 @dataclass
 class LoopConfig:
     rounds: int = _f(5, "refinement rounds after round 0 (the paper used 20)", ge=0, le=1000)
-    time_budget: float = _f(0.0, "stop starting new rounds after this many seconds; 0 = no limit", ge=0.0)
+    time_budget: float = _f(0.0, "stop starting new rounds after this many training seconds (the rounds' own; the loop's work between rounds is reported apart); 0 = no limit", ge=0.0)
     target: float = _f(0.0, "stop early once validation accuracy reaches this; 0 = off", ge=0.0, le=1.0)
     min_delta: float = _f(0.0, "keep a candidate only if val accuracy beats the incumbent by more than this", ge=0.0)
     accept: str = _f("greedy", "greedy: keep any gain above min_delta (the paper's rule); paired: keep only a gain "
