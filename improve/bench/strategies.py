@@ -132,7 +132,7 @@ def run_loop(cfg, out: Path, strategy: str, runs: int, overrides: Optional[List[
     vals = [state.decisions[r]["val_acc"] for r in sorted(state.decisions)]
     trained = [d for d in state.decisions.values() if d["decision"] not in ("invalid", "skipped")]
     failed = sum(d["decision"] in ("failed", "invalid", "skipped") for d in state.decisions.values())
-    train_s = round(sum(d["seconds"] for d in trained), 1)
+    train_s = round(state.training_seconds(), 1)  # an invalid or skipped round trained nothing: 0 s
     chain = _incumbents(out, state)
     if chain and result["test_acc"] is not None and abs(chain[-1][1] - result["test_acc"]) > 1e-9:
         chain.append([train_s, result["test_acc"]])  # the end-of-run average or ensemble: no training, at the end

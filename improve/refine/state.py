@@ -123,8 +123,7 @@ class State:
     def spent(self, end_time: Optional[float] = None) -> Dict[str, float]:
         """Where the run's seconds went (SPENT): the training of rounds kept, reverted, pruned and failed, the
         confirmation and noise-floor runs, the loop's own work between rounds, and the end of run (soup, ensemble,
-        test, exports: from the last decision
-        to `end`, or to `end_time` while it is being written)."""
+        test, exports: from the last decision to `end`, or to `end_time` while it is being written)."""
         confirm: Dict[int, float] = {}
         for e in self.confirmations:
             confirm[e["round"]] = confirm.get(e["round"], 0.0) + (e.get("seconds") or 0.0)
