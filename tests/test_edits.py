@@ -106,6 +106,16 @@ def test_the_alias_bomb_is_refused_quickly_without_building_it():
     assert time.perf_counter() - start < 1.0  # 9 ** 9 strings if it were expanded
 
 
+@pytest.mark.parametrize("text", ["train_transforms: " + "[" * 3000 + "]" * 3000,  # flow style
+                                  "train_transforms:\n" + "".join(" " * i + f"k{i}:\n" for i in range(1, 60))])
+def test_deep_nesting_is_refused_as_it_opens_not_scanned_to_the_end(text):
+    with pytest.raises(EditRejected) as err:
+        parse_edit(text, "augment")  # scanning 3,000 levels takes seconds (PyYAML tracks keys per level)
+    assert err.value.kind == "too_deep" and "over 32 levels" in str(err.value)
+    nested = "train_transforms:\n- {name: OneOf, p: 0.5, transforms: [{name: Blur, blur_limit: [3, 5]}]}"
+    assert parse_edit(nested, "augment")["train_transforms"][0]["transforms"][0]["blur_limit"] == [3, 5]
+
+
 def test_the_giant_model_is_counted_without_allocating_its_weights():
     import resource
 

@@ -12,7 +12,7 @@ from improve.config.paths import round_dir
 from improve.journal.log import Journal
 from improve.pipeline.train import train
 from improve.refine.loop import Refinement
-from improve.refine.prune import matched, noise_margin, prune_plan, root_round
+from improve.refine.prune import curve_margin, matched, noise_margin, prune_plan, root_round
 
 from .conftest import decisions
 
@@ -39,6 +39,8 @@ def test_the_reference_is_the_incumbents_best_so_far_at_the_same_fraction_of_tra
     assert matched([0.2, 0.5], 4) == [None, 0.2, 0.2, 0.5]  # nothing to compare with before its first epoch
     assert noise_margin(0.8, 1000) == round(2 * (2 * 0.8 * 0.2 / 1000) ** 0.5, 4)
     assert noise_margin(1.0, 1000) == 0.0
+    # the default margin is the widest over the prunable points: the early ones, nearer 0.5
+    assert curve_margin([None, 0.55, 0.9], 1000) == noise_margin(0.55, 1000) > noise_margin(0.9, 1000)
 
 
 def test_a_from_scratch_round_is_compared_with_the_root_of_the_incumbents_warm_start_chain(tmp_path):
@@ -77,7 +79,7 @@ def test_a_run_clearly_behind_the_reference_stops_at_the_first_epoch_the_rule_al
 def test_a_run_level_with_the_reference_trains_all_its_epochs(compose_cfg, tmp_path):
     first = _train(compose_cfg, tmp_path, "first")  # the same pipeline trained again is level with it, within noise
     curve = matched([e["val_acc"] for e in first["epochs"]], 4)
-    margin = noise_margin(first["best_val_acc"], first["dataset"]["val"])  # the loop's default rule
+    margin = curve_margin(curve[:-1], first["dataset"]["val"])  # the loop's default rule, from the first epoch
     level = _train(compose_cfg, tmp_path, "level", {"reference": [round(v - margin, 4) for v in curve], "start": 0})
     assert "pruned" not in level and len(level["epochs"]) == 4, (curve, margin, level["epochs"])
 

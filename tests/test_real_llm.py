@@ -21,6 +21,14 @@ SERVE = PROJECT_ROOT.parent / "shared" / "llm" / "serve"
 START_TIMEOUT = 1500  # the first use on a machine builds llama-server (6-11 minutes on 2 cores)
 
 
+def serve_logs(log: Path) -> str:
+    """What the server and its one-time build printed last: the reason it did not come up."""
+    home = Path(os.environ.get("IMPROVE_LLM_HOME", Path.home() / ".cache" / "improve-llm"))
+    parts = [(p, p.read_text(errors="replace")[-1500:]) for p in (log, home / "cmake.log", home / "build.log")
+             if p.is_file()]
+    return "\n".join(f"--- {p}:\n{text}" for p, text in parts)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -39,7 +47,7 @@ def real_llm(tmp_path_factory):
         deadline = time.time() + START_TIMEOUT
         while time.time() < deadline:
             if proc.poll() is not None:
-                pytest.fail(f"llama-server exited with {proc.returncode}: {log.read_text()[-2000:]}")
+                pytest.fail(f"llama-server exited with {proc.returncode}:\n{serve_logs(log)}")
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
                     if json.loads(r.read()).get("status") == "ok":
@@ -48,10 +56,13 @@ def real_llm(tmp_path_factory):
                 pass
             time.sleep(2)
         else:
-            pytest.fail(f"llama-server did not come up in {START_TIMEOUT} s: {log.read_text()[-2000:]}")
+            pytest.fail(f"llama-server did not come up in {START_TIMEOUT} s:\n{serve_logs(log)}")
         yield port
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:  # it exited already: the failure above says why, this must not hide it
+            pass
         proc.wait(timeout=30)
 
 

@@ -262,8 +262,8 @@ class LoopConfig:
     prune_after: float = _f(0.25, "fraction of a round's epochs it always trains before it may be pruned", ge=0.0,
                             le=1.0)
     prune_margin: Optional[float] = _f(None, "val accuracy a round may be behind the incumbent's curve before it is "
-                                             "pruned; null = two standard errors at the incumbent's accuracy", ge=0.0,
-                                       le=1.0)
+                                             "pruned; null = two standard errors at the curve's lowest prunable point",
+                                       ge=0.0, le=1.0)
     round_timeout: float = _f(900.0, "wall-clock seconds a training round may take before it is killed", gt=0.0)
     validate_timeout: float = _f(10.0, "seconds checking one edit (parse, schema, build, one step, its cost) may "
                                        "take before the edit is rejected as too slow", gt=0.0)

@@ -8,8 +8,8 @@ agent can act on:
   albumentations names and parameters) -> what only the user may set and the loop's limits
   (`check_agent_limits`) -> pre-flight (`preflight.py`: parameters counted before any allocation,
   transforms, one forward/backward and optimiser step, latency, constraints).
-Parsing is bounded: a reply over MAX_REPLY_CHARS and YAML anchors/aliases (the "billion laughs"
-expansion) are refused before the YAML is built.
+Parsing is bounded: a reply over MAX_REPLY_CHARS, nesting over MAX_DEPTH and YAML anchors/aliases (the "billion
+laughs" expansion) are refused before the YAML is built.
 Nothing here imports, evaluates or instantiates anything named by the edit except through
 timm's and albumentations' own registries.
 """
@@ -28,6 +28,10 @@ from improve.pipeline.models import check_model_name
 from improve.pipeline.optim import check_optimizer_name
 
 MAX_REPLY_CHARS = 20_000  # far above any real group (a few hundred characters)
+MAX_DEPTH = 32  # nesting of lists and mappings; a real group nests 4-6 deep (a OneOf's transforms' parameters)
+OPENS = (yaml.FlowSequenceStartToken, yaml.FlowMappingStartToken, yaml.BlockSequenceStartToken,
+         yaml.BlockMappingStartToken)
+CLOSES = (yaml.FlowSequenceEndToken, yaml.FlowMappingEndToken, yaml.BlockEndToken)
 USER_ONLY = {"model": ("pretrained_file",)}  # paths on the user's disk: agents choose `pretrained` only
 
 # top-level keys of train.yaml and config.yaml that no group edit may set
@@ -49,7 +53,12 @@ def load_plain_yaml(text: str, what: str, fix: str) -> Any:
     if len(text) > MAX_REPLY_CHARS:
         raise EditRejected("too_long", f"{what} is {len(text):,} characters long (at most {MAX_REPLY_CHARS:,}); {fix}")
     try:
+        depth = 0
         for token in yaml.scan(text):
+            depth += isinstance(token, OPENS) - isinstance(token, CLOSES)
+            if depth > MAX_DEPTH:  # refused as it opens: scanning and building deeper nesting costs quadratic time
+                raise EditRejected("too_deep", f"{what} nests lists and mappings over {MAX_DEPTH} levels deep; "
+                                               f"{fix}, of plain values")
             if isinstance(token, yaml.TagToken):
                 tag = "".join(token.value)
                 raise EditRejected("yaml_tag", f"YAML tags such as {tag!r} are not allowed; write plain values "

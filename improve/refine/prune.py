@@ -6,7 +6,8 @@ of the from-scratch run the incumbent descends from (its warm-start chain's root
 of the round's n is matched with the incumbent's epoch floor(k/n x N) of its N (the same fraction of training;
 none before its first epoch), taking the best validation accuracy reached by then (the best checkpoint is what
 counts), less the noise margin: `loop.prune_margin`, or by default two standard errors of the difference of two
-accuracies near the incumbent's on this many validation images, sqrt(2 p (1 - p) / n_val) x 2. No round is
+accuracies on this many validation images, sqrt(2 p (1 - p) / n_val) x 2, at the curve's lowest point where the
+round may be pruned (its first: early accuracies sit nearer 0.5, where the noise is largest). No round is
 pruned before `loop.prune_after` of its epochs nor at its last; round 0, folds and candidates are never pruned.
 `pipeline/pruning.py` applies it during training (Optuna's MedianPruner).
 """
@@ -42,6 +43,11 @@ def noise_margin(val_acc: float, val_images: int) -> float:
     """Two standard errors of the difference of two accuracies near `val_acc` on `val_images` images."""
     p = min(max(val_acc, 0.0), 1.0)
     return round(NOISE_SE * math.sqrt(2 * p * (1 - p) / max(val_images, 1)), 4)
+
+
+def curve_margin(points: List[Optional[float]], val_images: int) -> float:
+    """The default noise margin of a reference curve: the widest noise_margin over the points it prunes at."""
+    return max(noise_margin(v, val_images) for v in points if v is not None)
 
 
 def matched(curve: List[float], epochs: int) -> List[Optional[float]]:
@@ -82,12 +88,13 @@ def prune_plan(loop, run_dir: Path, incumbent: Optional[Dict[str, Any]], epochs:
     found = _curve(run_dir, against)
     if found is None:
         return None
-    margin = (float(loop.prune_margin) if loop.prune_margin is not None
-              else noise_margin(incumbent["val_acc"] or 0.0, found["val_images"]))
-    reference = [None if v is None else round(v - margin, 4) for v in matched(found["curve"], epochs)]
+    curve = matched(found["curve"], epochs)
     start = min(max(math.ceil(loop.prune_after * epochs) - 1, 0), epochs - 1)
-    if all(v is None for v in reference[start:-1]):
+    if all(v is None for v in curve[start:-1]):
         return None
+    margin = (float(loop.prune_margin) if loop.prune_margin is not None
+              else curve_margin(curve[start:-1], found["val_images"]))
+    reference = [None if v is None else round(v - margin, 4) for v in curve]
     return PrunePlan(reference=reference, start=start, against=against, margin=margin)
 
 
