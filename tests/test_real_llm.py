@@ -1,6 +1,8 @@
 """The agents against a real model nobody here wrote: llama.cpp's llama-server serving Gemma 3 270M (a tiny base
 model with weak, real answers), started from ../shared/llm/serve, through both its OpenAI-compatible and its
-Anthropic-style endpoints. A run must finish, journal every call and show every failure."""
+Anthropic-style endpoints. A run must finish, journal every call and show every failure. A machine that cannot build
+the server (`serve --build-only` fails or does not end) skips them with the build's log; a built server that does
+not come up fails them."""
 import json
 import os
 import signal
@@ -19,6 +21,7 @@ from .conftest import LOOP_FAST, run_cli
 
 SERVE = PROJECT_ROOT.parent / "shared" / "llm" / "serve"
 START_TIMEOUT = 1500  # the first use on a machine builds llama-server (6-11 minutes on 2 cores)
+UP_TIMEOUT = 300  # then the built server loads a 270M model
 
 
 def serve_logs(log: Path) -> str:
@@ -41,10 +44,21 @@ def real_llm(tmp_path_factory):
     if not SERVE.is_file():
         pytest.skip(f"{SERVE} is not here (it comes with the project's shared folder)")
     port, log = free_port(), tmp_path_factory.mktemp("llm") / "serve.log"
+    with open(log, "w") as out:  # the one-time build first: a machine that cannot build the server cannot run these
+        build = subprocess.Popen([str(SERVE), "--build-only"], stdout=out, stderr=subprocess.STDOUT,
+                                 start_new_session=True)  # tests, which check our clients, not the machine
+    try:
+        built = build.wait(timeout=START_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(build.pid, signal.SIGKILL)  # the build's compilers too
+        build.wait()
+        built = f"no end in {START_TIMEOUT} s"
+    if built != 0:
+        pytest.skip(f"{SERVE} --build-only could not build llama-server on this machine ({built}):\n{serve_logs(log)}")
     with open(log, "w") as out:
         proc = subprocess.Popen([str(SERVE), str(port)], stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.time() + START_TIMEOUT
+        deadline = time.time() + UP_TIMEOUT
         while time.time() < deadline:
             if proc.poll() is not None:
                 pytest.fail(f"llama-server exited with {proc.returncode}:\n{serve_logs(log)}")
@@ -56,7 +70,7 @@ def real_llm(tmp_path_factory):
                 pass
             time.sleep(2)
         else:
-            pytest.fail(f"llama-server did not come up in {START_TIMEOUT} s:\n{serve_logs(log)}")
+            pytest.fail(f"llama-server did not come up in {UP_TIMEOUT} s:\n{serve_logs(log)}")
         yield port
     finally:
         try:
@@ -71,7 +85,7 @@ def llm_events(run: Path) -> list:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(START_TIMEOUT + 900)
+@pytest.mark.timeout(START_TIMEOUT + UP_TIMEOUT + 900)
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
 def test_a_short_run_on_a_real_model_finishes_journals_every_call_and_shows_every_failure(provider, real_llm,
                                                                                           tmp_path, cache_dir):
