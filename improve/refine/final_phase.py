@@ -7,9 +7,10 @@ incumbent's round would take on top of it, one round continues the incumbent fro
 sooner when its curves still climb and the time before the reserve cannot pay for exploring (EXPLORE_ROUNDS),
 after a short warm-up: at its learning rate while its curves say it is far from its ceiling, at half of it near.
 It is judged on validation like any round, can be pruned like any round, and runs once per run, after which the
-run stops; if it cannot buy an epoch it is skipped and the console says so. What the incumbent's errors call for comes first: when the diagnosis made before a round found
-a cause the pipeline still has (`refine/diagnoses.py`), that round acts on it with all the time left, reserve
-included, and the final phase continues whichever incumbent results.
+run stops; if it cannot buy an epoch it is skipped and the console says so. What the incumbent's errors call for
+comes first: when the diagnosis made before a round found a cause the pipeline still has (`refine/diagnoses.py`),
+that round acts on it with all the time left, reserve included, and the final phase continues whichever incumbent
+results.
 """
 import copy
 import math

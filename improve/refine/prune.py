@@ -90,10 +90,11 @@ def prune_plan(loop, run_dir: Path, incumbent: Optional[Dict[str, Any]], epochs:
         return None
     curve = matched(found["curve"], epochs)
     start = min(max(math.ceil(loop.prune_after * epochs) - 1, 0), epochs - 1)
-    if all(v is None for v in curve[start:-1]):
+    prunable = curve[start:-1]  # never at its last epoch
+    if all(v is None for v in prunable):
         return None
     margin = (float(loop.prune_margin) if loop.prune_margin is not None
-              else curve_margin(curve[start:-1], found["val_images"]))
+              else curve_margin(prunable, found["val_images"]))
     reference = [None if v is None else round(v - margin, 4) for v in curve]
     return PrunePlan(reference=reference, start=start, against=against, margin=margin)
 
