@@ -4,6 +4,7 @@ import json
 from types import SimpleNamespace
 
 import pytest
+import yaml
 from rich.console import Console
 
 from improve.agents import Edit, HeuristicAgent
@@ -82,6 +83,24 @@ def test_a_run_level_with_the_reference_trains_all_its_epochs(compose_cfg, tmp_p
     margin = curve_margin(curve[:-1], first["dataset"]["val"])  # the loop's default rule, from the first epoch
     level = _train(compose_cfg, tmp_path, "level", {"reference": [round(v - margin, 4) for v in curve], "start": 0})
     assert "pruned" not in level and len(level["epochs"]) == 4, (curve, margin, level["epochs"])
+
+
+def test_a_run_with_a_deadline_ends_at_the_epoch_after_which_one_more_would_not_fit(compose_cfg, tmp_path):
+    cut = _train(compose_cfg, tmp_path, "cut", None, "trainer.epochs=40", "deadline_s=4")
+    n, stop = len(cut["epochs"]), cut["deadline"]
+    assert {k: stop[k] for k in ("epoch", "epochs", "deadline_s")} == {"epoch": n, "epochs": 40, "deadline_s": 4.0}
+    assert 1 <= n < 40 and stop["elapsed_s"] <= 4.0, stop  # within its seconds
+    assert stop["elapsed_s"] + stop["epoch_s"] > 4.0, stop  # one more epoch would not have fitted
+    assert stop["elapsed_s"] + 2 * stop["epoch_s"] > 4.0 - 0.1, stop  # nor did it stop an epoch sooner than that
+    assert (tmp_path / "cut" / "checkpoints" / "best.ckpt").is_file() and cut["best_val_acc"] is not None
+
+
+def test_a_rounds_deadline_is_the_time_left_less_what_a_round_costs_beyond_training():
+    from improve.refine.final_phase import MIN_DEADLINE_S, Pace, deadline_reason, deadline_s
+
+    pace = Pace(epoch_s=2.0, overhead_s=3.5, round_s=11.5)
+    assert deadline_s(20.0, pace) == 16.5 and deadline_s(20.0, None) == 20.0 and deadline_s(2.0, pace) == MIN_DEADLINE_S
+    assert "after 3 of 8 epochs" in deadline_reason({"epoch": 3, "epochs": 8, "deadline_s": 16.5})
 
 
 class BadTrainer(HeuristicAgent):
@@ -199,4 +218,7 @@ def test_a_time_budget_ends_with_the_incumbent_trained_long_from_its_weights(tmp
     assert proposal["pipeline"]["trainer"]["warm_start"] is True and "final phase: train the winner long" in \
         proposal["rationale"]
     assert all(c.seconds_left <= 45 - 22.5 + 1e-6 and c.reserved_s == 22.5 for c in agent.contexts)
+    before = sum(d["seconds"] for d in ds if d is not finals[0])
+    frozen = yaml.safe_load((round_dir(tmp_path / "run", finals[0]["round"]) / "config.yaml").read_text())
+    assert 0 < frozen["deadline_s"] <= 45 - before + 1e-6, (frozen["deadline_s"], before)  # the clock bounds it too
     assert "final phase: train the winner long" in out.getvalue() and "stopping: the final phase ran" in out.getvalue()

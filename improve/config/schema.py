@@ -211,6 +211,10 @@ class TrainConfig(Groups):
     prune: Optional[Dict[str, Any]] = _f(None, "stop the run once its best val accuracy is behind this reference "
                                                "curve ({reference: [one value per epoch or null], start: first "
                                                "epoch index it may stop at}); set by the loop under loop.prune")
+    deadline_s: Optional[float] = _f(None, "seconds training (its validation included) may take: it stops at an "
+                                           "epoch's end when one more as long as the longest so far would not fit, "
+                                           "mid-epoch if one runs over; set by the loop under loop.time_budget",
+                                     gt=0.0)
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """A training run stopped early: once it is clearly behind a reference curve (the `prune` key of a train config),
-or at a rung of successive halving (`stop_epoch`).
+at a rung of successive halving (`stop_epoch`), or before its seconds run out (`deadline_s`).
 
 The refinement loop sets it for a round (`refine/prune.py`): the best validation accuracy the incumbent had
 reached at the same point of its training, epoch by epoch of this run, less a noise margin. The decision is
@@ -8,10 +8,16 @@ pruned when its best validation accuracy so far is below the reference at that e
 EarlyStopping ends one (its best checkpoint, predictions and metrics.json are written as usual), and
 metrics.json says `pruned: {epoch, epochs, val_acc, reference}`. A run is never pruned at its last epoch:
 nothing would be saved.
+
+A deadline is Lightning's `Timer` (it stops mid-epoch once the seconds are spent), ended sooner at an epoch's end
+when the next epoch, as long as the longest so far, would not fit: the run then ends with a validated epoch and its
+best checkpoint, and metrics.json says `deadline: {epoch, epochs, deadline_s, elapsed_s, epoch_s}`.
 """
+from datetime import timedelta
 from typing import Any, Dict, List, Optional
 
 import lightning as L
+from lightning.pytorch.callbacks import Timer
 
 
 class PruneBehind(L.Callback):
@@ -63,9 +69,43 @@ class StopAfter(L.Callback):
                 self.record.update(stopped={"epoch": trainer.current_epoch + 1, "epochs": trainer.max_epochs})
 
 
-def prune_callbacks(prune: Optional[Dict[str, Any]], record, stop_epoch: Optional[int] = None) -> List[L.Callback]:
-    """The callbacks for a train config's `prune` ({reference, start}) and `stop_epoch`; none when both are null."""
+class Deadline(Timer):
+    """`deadline_s`: training (its validation and checkpoints included) stops before `seconds` have passed: at the end
+    of an epoch when one more as long as the longest so far (end to end) would pass them, mid-epoch (Timer) if an
+    epoch runs over."""
+
+    def __init__(self, seconds: float, record):
+        super().__init__(duration=timedelta(seconds=float(seconds)), interval="step", verbose=False)
+        self.seconds, self.record = float(seconds), record
+        self.longest, self.last_end = 0.0, 0.0
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        elapsed = self.time_elapsed()
+        self.longest, self.last_end = max(self.longest, elapsed - self.last_end), elapsed
+        done = trainer.current_epoch + 1
+        if done < trainer.max_epochs and elapsed + self.longest > self.seconds:
+            trainer.should_stop = True
+            self._said(trainer, done, elapsed)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_end(trainer, pl_module)
+        elapsed = self.time_elapsed()
+        if elapsed >= self.seconds and trainer.current_epoch < trainer.max_epochs:  # Timer stopped it mid-epoch
+            self._said(trainer, trainer.current_epoch, elapsed)
+
+    def _said(self, trainer: L.Trainer, epoch: int, elapsed: float) -> None:
+        if trainer.is_global_zero and "deadline" not in self.record.data:
+            self.record.update(deadline={"epoch": epoch, "epochs": trainer.max_epochs, "deadline_s": self.seconds,
+                                         "elapsed_s": round(elapsed, 2), "epoch_s": round(self.longest, 2)})
+
+
+def prune_callbacks(prune: Optional[Dict[str, Any]], record, stop_epoch: Optional[int] = None,
+                    deadline_s: Optional[float] = None) -> List[L.Callback]:
+    """The callbacks for a train config's `prune` ({reference, start}), `stop_epoch` and `deadline_s`; none when all
+    are null."""
     out: List[L.Callback] = []
+    if deadline_s:
+        out.append(Deadline(deadline_s, record))
     if prune:
         out.append(PruneBehind(prune["reference"], prune["start"], record))
     if stop_epoch:

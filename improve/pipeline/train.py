@@ -61,7 +61,7 @@ def _trainer(cfg: DictConfig, out: Path, record: RunRecord) -> L.Trainer:
     if t.early_stopping:
         callbacks.append(EarlyStopping(monitor="val/acc", mode="max", patience=t.early_stopping))
     callbacks += lever_callbacks(t)
-    callbacks += prune_callbacks(cfg.get("prune"), record, cfg.get("stop_epoch"))
+    callbacks += prune_callbacks(cfg.get("prune"), record, cfg.get("stop_epoch"), cfg.get("deadline_s"))
     return L.Trainer(
         max_epochs=t.epochs, accelerator=hw.accelerator, devices=hw.devices, num_nodes=hw.num_nodes,
         strategy=hw.strategy, precision=precision, deterministic=hw.deterministic,

@@ -11,6 +11,11 @@ run stops; if it cannot buy an epoch it is skipped and the console says so. What
 comes first: when the diagnosis made before a round found a cause the pipeline still has (`refine/diagnoses.py`),
 that round acts on it with all the time left, reserve included, and the final phase continues whichever incumbent
 results.
+
+Every round under a time budget, this one included, is also stopped by the clock (the train config's `deadline_s`,
+`pipeline/pruning.Deadline`): its training may take what is left of the budget, less the seconds a round costs
+beyond its training, so a machine slower than the incumbent's pace said ends the round an epoch early instead of
+overrunning the budget; the round line says so and its reason is `deadline_reason`.
 """
 import copy
 import math
@@ -86,3 +91,18 @@ def rationale(epochs: int, seconds_left: float, pace: Pace, lr: float, why: str 
     return (f"final phase: train the winner long: continue the incumbent from its weights for {epochs} epochs (what "
             f"the {seconds_left:.0f} s left buy at {pace.epoch_s:.1f} s an epoch), one cosine schedule from lr "
             f"{lr:.3g}" + (f"; now because {why}" if why else ""))
+
+
+MIN_DEADLINE_S = 1.0  # the shortest deadline a round gets: one step and its validation
+
+
+def deadline_s(seconds_left: float, pace: Optional[Pace]) -> float:
+    """The seconds of training a round may take when `seconds_left` of the budget are left: less its cost beyond
+    training at the incumbent's `pace` (nothing known before round 0 is decided)."""
+    return round(max(seconds_left - (pace.overhead_s if pace else 0.0), MIN_DEADLINE_S), 1)
+
+
+def deadline_reason(cut: Dict[str, Any]) -> str:
+    """The round's reason when the clock stopped it (metrics.json's `deadline`)."""
+    return (f"stopped by loop.time_budget after {cut['epoch']} of {cut['epochs']} epochs (its training could take "
+            f"{cut['deadline_s']:.0f} s)")

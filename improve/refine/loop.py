@@ -45,7 +45,8 @@ from improve.refine.console import LoopConsole, change_text
 from improve.refine.decide import Evidence, decide
 from improve.refine.diagnoses import actionable, diagnose, training_images
 from improve.refine.edits import EditRejected
-from improve.refine.final_phase import FINAL, Pace, due, final_pipeline, rationale, reserve_s
+from improve.refine.final_phase import (FINAL, Pace, deadline_reason, deadline_s, due, final_pipeline,
+                                        rationale, reserve_s)
 from improve.refine.incumbent import IncumbentDir
 from improve.refine.proposals import Candidate, Proposer
 from improve.refine.prune import PrunePlan, prune_plan, pruned_reason
@@ -339,8 +340,12 @@ class Refinement:
             self._warm_start(state, r, [candidate.pipeline])
         plan = None if picked else self._prune_plan(state, r, candidate.pipeline)  # candidates are not pruned
         if trained is None:
-            trained = self.runner.round(r, candidate.pipeline, plan.config() if plan else None)
+            trained = self.runner.round(r, candidate.pipeline, plan.config() if plan else None, self._deadline(state))
         metrics = trained
+        if metrics.get("deadline"):
+            cut = metrics["deadline"]
+            self.console.say(f"round {r}: stopped after {cut['epoch']} of its {cut['epochs']} epochs, before "
+                             f"loop.time_budget ran out ({cut['deadline_s']:.0f} s of training were left)", "yellow")
         val = metrics.get("best_val_acc") if metrics.get("status") == "ok" else None
         loop = self.cfg.loop
         verdict = decide(val, state.incumbent_val, loop.min_delta, loop.accept,
@@ -363,8 +368,9 @@ class Refinement:
         elif loop.ensemble_top_k < 2 and (loop.average_top_k < 2 or parent_round(self.run_dir, r) is None):
             # its checkpoint is no one's starting point, ensemble member nor soup ingredient (a warm-started round)
             round_checkpoint(self.run_dir, r).unlink(missing_ok=True)
-        reason = (pruned_reason(pruned, plan.journal() if plan else None) if pruned else None if val is not None
-                  else (metrics.get("error") or "no metrics.json written"))
+        reason = (pruned_reason(pruned, plan.journal() if plan else None) if pruned else
+                  deadline_reason(metrics["deadline"]) if val is not None and metrics.get("deadline") else
+                  None if val is not None else (metrics.get("error") or "no metrics.json written"))
         llm = self._llm_usage(r)
         evidence = verdict.evidence.journal() if verdict.evidence else {}
         self.journal.write(Decision(round=r, author=candidate.author, group=candidate.group, decision=verdict.decision,
@@ -392,6 +398,18 @@ class Refinement:
                 summary["errors"] = errors.journal()
         return summary
 
+    def _deadline(self, state: State) -> Optional[float]:
+        """The seconds of training the next round may take under loop.time_budget: all that is left, reserve
+        included, less what a round costs beyond its training at the incumbent's pace (None: no time budget). The
+        same after a resume: it rests on the journal's decided rounds and the incumbent's files only."""
+        left = self.budget.seconds_left(state)
+        if left is None:
+            return None
+        inc = state.incumbent
+        pace = (Pace.of(run_metrics_or_none(round_dir(self.run_dir, inc["round"])) or {},
+                        state.decisions[inc["round"]]["seconds"]) if inc and inc["round"] in state.decisions else None)
+        return deadline_s(left, pace)
+
     def _prune_plan(self, state: State, r: int, pipeline: Dict[str, Dict]) -> Optional[PrunePlan]:
         """The curve round r is pruned against under loop.prune (None: not pruned); the same after a resume, as it
         rests on the incumbent's files and the round's warm-start files only."""
@@ -408,7 +426,8 @@ class Refinement:
             config = None
         else:
             plan = self._prune_plan(state, r, proposal["pipeline"])
-            config = self.runner.config(proposal["pipeline"], rd, plan.config() if plan else None)
+            config = self.runner.config(proposal["pipeline"], rd, plan.config() if plan else None,
+                                        self._deadline(state))
         try:
             metrics = finished_run(rd, config)
         except UnusableRun as err:
