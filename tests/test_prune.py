@@ -96,10 +96,14 @@ def test_a_run_with_a_deadline_ends_at_the_epoch_after_which_one_more_would_not_
 
 
 def test_a_rounds_deadline_is_the_time_left_less_what_a_round_costs_beyond_training():
-    from improve.refine.final_phase import MIN_DEADLINE_S, Pace, deadline_reason, deadline_s
+    from improve.refine.final_phase import MIN_DEADLINE_S, OVERHEAD_SLACK, Pace, deadline_reason, deadline_s
 
-    pace = Pace(epoch_s=2.0, overhead_s=3.5, round_s=11.5)
-    assert deadline_s(20.0, pace) == 16.5 and deadline_s(20.0, None) == 20.0 and deadline_s(2.0, pace) == MIN_DEADLINE_S
+    pace = Pace(epoch_s=2.0, overhead_s=4.0, round_s=12.0)
+    assert deadline_s(20.0, pace) == 20.0 - OVERHEAD_SLACK * 4.0 and deadline_s(20.0, None) == 20.0
+    assert deadline_s(2.0, pace) == MIN_DEADLINE_S
+    rounds = {"epochs": [{}] * 4, "timings": {"fit_s": 7.0, "epoch_s": [1.5] * 4}}  # 1 s of the fit is its setup
+    measured = Pace.of(rounds, round_seconds=9.0)
+    assert measured.overhead_s == 2.0 and measured.outside_s == 3.0 and deadline_s(20.0, measured) == 16.2
     assert "after 3 of 8 epochs" in deadline_reason({"epoch": 3, "epochs": 8, "deadline_s": 16.5})
 
 

@@ -30,7 +30,8 @@ WARMUP_EPOCHS = 0.5  # its warm-up: short, the weights are trained already
 EXPLORE_ROUNDS = 2  # while the incumbent's curves still climb (headroom far), a new round starts only if the time
 # before the reserve buys this many rounds at its pace (a move and one follow-up); fewer, and training it longer
 # now is worth more than one untested move: the final phase starts early, with all the time left
-SAFETY = 0.95  # share of the time left its epochs may fill (the clock of a busy machine varies)
+SAFETY = 0.9  # share of the time left its epochs may fill (the same work varied ±10 % from round to round on a
+# busy 2-core CPU; at 0.95 a final phase overran a 20 s budget by 1 s)
 
 
 @dataclass
@@ -38,16 +39,21 @@ class Pace:
     """What the incumbent's round cost: seconds per epoch of training (validation included) and the rest."""
 
     epoch_s: float
-    overhead_s: float  # the round's seconds beyond its epochs: start, predictions, the decision
+    overhead_s: float  # the round's seconds beyond its fit: start, predictions, the decision
     round_s: float  # the whole round
+    outside_s: Optional[float] = None  # the round's seconds outside its epochs (the fit's own setup too): what a
+    # deadline on the epochs must leave; None: overhead_s
 
     @classmethod
     def of(cls, metrics: Dict[str, Any], round_seconds: float) -> Optional["Pace"]:
         epochs = len(metrics.get("epochs") or [])
-        fit = (metrics.get("timings") or {}).get("fit_s")
+        timings = metrics.get("timings") or {}
+        fit = timings.get("fit_s")
         if not epochs or not fit:
             return None
-        return cls(epoch_s=fit / epochs, overhead_s=max(round_seconds - fit, 0.0), round_s=max(round_seconds, fit))
+        inside = sum(timings.get("epoch_s") or []) or fit
+        return cls(epoch_s=fit / epochs, overhead_s=max(round_seconds - fit, 0.0), round_s=max(round_seconds, fit),
+                   outside_s=max(round_seconds - min(inside, fit), 0.0))
 
     def epochs_for(self, seconds: float, max_epochs: int) -> int:
         """The most epochs whose round fits in `seconds` (at most max_epochs)."""
@@ -94,12 +100,15 @@ def rationale(epochs: int, seconds_left: float, pace: Pace, lr: float, why: str 
 
 
 MIN_DEADLINE_S = 1.0  # the shortest deadline a round gets: one step and its validation
+OVERHEAD_SLACK = 1.25  # a round's seconds outside its epochs, as a multiple of the incumbent's (Pace.outside_s):
+# they vary too (with the fit's seconds at 1.0, a round that trained to its deadline overran a 28 s budget by 0.3 s)
 
 
 def deadline_s(seconds_left: float, pace: Optional[Pace]) -> float:
-    """The seconds of training a round may take when `seconds_left` of the budget are left: less its cost beyond
-    training at the incumbent's `pace` (nothing known before round 0 is decided)."""
-    return round(max(seconds_left - (pace.overhead_s if pace else 0.0), MIN_DEADLINE_S), 1)
+    """The seconds of training a round's epochs may take when `seconds_left` of the budget are left: less its
+    seconds outside them at the incumbent's `pace`, with OVERHEAD_SLACK (nothing known before round 0 is decided)."""
+    outside = (pace.overhead_s if pace.outside_s is None else pace.outside_s) if pace else 0.0
+    return round(max(seconds_left - OVERHEAD_SLACK * outside, MIN_DEADLINE_S), 1)
 
 
 def deadline_reason(cut: Dict[str, Any]) -> str:
