@@ -66,6 +66,8 @@ class DatasetConfig:
     folds: int = _f(0, "k-fold cross-validation: split train+validation into this many stratified folds; 0 = one "
                        "validation split (set by loop.folds)", ge=0, le=20)
     fold: int = _f(0, "with folds >= 2: which fold is the validation split (0 .. folds-1)", ge=0)
+    refit: bool = _f(False, "train on the training and validation images together: validation then scores images "
+                            "the model has seen and cannot judge it (set by loop.refit for the final model)")
     strict: bool = _f(False, "true: an unreadable image is an error; false: skip it with a warning")
     seed: int = _f(0, "seed of the splits and of generated data (not of training)")
 
@@ -261,6 +263,9 @@ class LoopConfig:
                                  "0 = off; no effect without a time budget", ge=0.0, lt=1.0)
     halving: bool = _f(True, "with loop.candidates >= 2, successive halving: all train a quarter or half of their "
                              "epochs, the better half goes on from where it stopped, until one trains to the end")
+    refit: bool = _f(False, "at the end, retrain the final pipeline from scratch on training + validation images "
+                            "for all the epochs its rounds trained, in one schedule; it becomes the final model "
+                            "(tested, exported), reported beside the selected one; validation cannot judge it")
     prune: bool = _f(True, "stop a round early once its best val accuracy is behind the incumbent's curve at the "
                            "same point of training by more than the noise (refine/prune.py); it is reverted as pruned")
     prune_after: float = _f(0.25, "fraction of a round's epochs it always trains before it may be pruned", ge=0.0,

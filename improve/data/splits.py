@@ -59,4 +59,6 @@ def make_splits(ds, cached: Cached) -> Splits:
     if ds.max_train and len(train) > ds.max_train:
         keep, _ = stratified_split(labels[train], 1 - ds.max_train / len(train), ds.seed + 2)
         train = train[keep]
+    if ds.get("refit"):  # loop.refit: the final model learns from the validation images too
+        train = np.sort(np.concatenate([train, val]))
     return Splits(cached, train, val, test, test_split)

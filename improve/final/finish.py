@@ -6,11 +6,12 @@ from typing import Any, Dict, Optional
 import yaml
 from omegaconf import OmegaConf
 
-from improve.config.paths import round_checkpoint
+from improve.config.paths import CHECKPOINT, round_checkpoint
 from improve.files import atomic_copy, write_json
 from improve.final import soup
 from improve.final.end_of_run import EndOfRun
 from improve.final.ensemble import judge
+from improve.final.refit import REFIT_DIR, refit_config, train_refit
 from improve.journal.events import Average, End, Ensemble, of_fields
 from improve.journal.log import Journal
 from improve.pipeline.inference import Predictor, predict_split
@@ -21,9 +22,11 @@ from improve.results.export import export
 
 
 def finish(run_dir: Path, state: State, journal: Journal, incumbent: IncumbentDir,
-           runner: Runner, min_accuracy: float, ensemble: Optional[EndOfRun] = None) -> Dict[str, Any]:
+           runner: Runner, min_accuracy: float, ensemble: Optional[EndOfRun] = None,
+           refit: bool = False) -> Dict[str, Any]:
     """Test the final model once (the incumbent; its weights averaged with its warm-start ancestors', then an
-    ensemble of the best rounds, each when `ensemble` asks for it and it wins on validation), write best/ and
+    ensemble of the best rounds, each when `ensemble` asks for it and it wins on validation; with `refit`, its
+    pipeline retrained on training + validation images instead, `final/refit.py`), write best/ and
     test_predictions.json, export; journal and return the `end` event.
 
     `runner.config(pipeline, output_dir)` makes the complete train config of a pipeline for this run."""
@@ -58,6 +61,22 @@ def finish(run_dir: Path, state: State, journal: Journal, incumbent: IncumbentDi
         if judged and judged["decision"] == "kept":  # the ensemble is the final model: tested, exported, predicts
             result.setdefault("single_test_acc", round(test["acc"], 4))
             test = predict_split(OmegaConf.create(train_cfg), None, "test", Predictor.from_run(run_dir))
+        if refit and judged and judged["decision"] == "kept":
+            result["refit"] = {"status": "skipped", "error": "the ensemble of rounds is the final model; a refit "
+                                                              "retrains one pipeline (set loop.ensemble_top_k=0)"}
+        elif refit:
+            done = train_refit(run_dir, inc, runner)
+            if done.status == "ok":
+                done.selected_test_acc = round(test["acc"], 4)
+                train_cfg = refit_config(runner, inc["pipeline"], done.epochs, best)
+                (best / "config.yaml").write_text(
+                    "# The best pipeline of this run, refit on training + validation images; retrain it with\n"
+                    f"#   python -m improve.train --config-path={best.resolve()} --config-name=config\n"
+                    + yaml.safe_dump({**train_cfg, "test": True}, sort_keys=False))
+                atomic_copy(run_dir / REFIT_DIR / CHECKPOINT, best / "best.ckpt")
+                test = predict_split(OmegaConf.create(train_cfg), best / "best.ckpt")
+                done.test_acc = round(test["acc"], 4)
+            result["refit"] = done.journal()
         write_json(run_dir / "test_predictions.json", test)
         first_ckpt = round_checkpoint(run_dir, 0)
         if inc["round"] != 0 and 0 in state.proposals and first_ckpt.is_file():

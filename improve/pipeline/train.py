@@ -53,12 +53,14 @@ def validate(cfg: DictConfig) -> None:
 def _trainer(cfg: DictConfig, out: Path, record: RunRecord) -> L.Trainer:
     hw, t = cfg.hardware, cfg.trainer
     precision = resolve(hw).precision
+    refit = bool(cfg.dataset.get("refit"))  # validation images are trained on: the last epoch is the model
     callbacks = [
         EpochHistory(record),
-        ModelCheckpoint(dirpath=out / CHECKPOINT.parent, filename=CHECKPOINT.stem, monitor="val/acc", mode="max",
-                        save_last=cfg.save_last, auto_insert_metric_name=False, enable_version_counter=False),
+        ModelCheckpoint(dirpath=out / CHECKPOINT.parent, filename=CHECKPOINT.stem, monitor=None if refit else "val/acc",
+                        mode="max", save_last=cfg.save_last, auto_insert_metric_name=False,
+                        enable_version_counter=False),
     ]
-    if t.early_stopping:
+    if t.early_stopping and not refit:
         callbacks.append(EarlyStopping(monitor="val/acc", mode="max", patience=t.early_stopping))
     callbacks += lever_callbacks(t)
     callbacks += prune_callbacks(cfg.get("prune"), record, cfg.get("stop_epoch"), cfg.get("deadline_s"))

@@ -59,6 +59,16 @@ def spent_text(spent: Dict[str, float]) -> str:
 AVERAGED = "averaged weights"  # what ensemble_line calls loop.average_top_k's model
 
 
+def refit_line(refit: Dict[str, Any]) -> str:
+    """What the console and report.md say of the refit (the `end` event's `refit`)."""
+    if refit["status"] == "ok":
+        return (f"refit (loop.refit): the final pipeline retrained from scratch on {refit.get('train_images')} "
+                f"training + validation images for {refit['epochs']} epochs in {refit['seconds']:.0f} s is the final "
+                f"model: test acc {refit['test_acc']:.4f} (the model validation selected: "
+                f"{refit['selected_test_acc']:.4f}); validation has seen its images and cannot judge it")
+    return f"refit (loop.refit) {refit['status']}: {refit.get('error')}; the model validation selected is the final one"
+
+
 def ensemble_line(e: Dict[str, Any], single_test_acc: Optional[float] = None, what: str = "ensemble") -> str:
     """One line on an end-of-run combination of rounds (`what`: the ensemble, or the averaged weights): kept (then
     the test accuracy above is its), not kept, or skipped."""
@@ -110,6 +120,8 @@ class LoopConsole:
             self.say(ensemble_line(result["average"], result.get("single_test_acc"), AVERAGED))
         if result.get("ensemble"):
             self.say(ensemble_line(result["ensemble"], result.get("single_test_acc")))
+        if result.get("refit"):
+            self.say(refit_line(result["refit"]), "green" if result["refit"]["status"] == "ok" else "yellow")
         if result.get("llm"):
             t = result["llm"]
             self.say(f"LLM: {t['calls']} calls, {t['input_tokens']:,} input + {t['output_tokens']:,} output tokens, "

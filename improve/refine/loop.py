@@ -468,7 +468,7 @@ class Refinement:
         state = State.of(self.journal)
         loop = self.cfg.loop
         result = finish(self.run_dir, state, self.journal, self.incumbent, self.runner,
-                        self.cfg.constraints.min_accuracy, EndOfRun.of(loop))
+                        self.cfg.constraints.min_accuracy, EndOfRun.of(loop), loop.refit)
         write_report(self.run_dir, State.of(self.journal))
         self.console.final(result, self.run_dir / "best", self.cfg.constraints.min_accuracy)
         if result.get("llm_failed"):

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any
 
 from improve.config.paths import round_dir
-from improve.refine.console import AVERAGED, ensemble_line, spent_text
+from improve.refine.console import AVERAGED, ensemble_line, refit_line, spent_text
 from improve.refine.console import short as _short
 
 
@@ -25,7 +25,9 @@ def write_report(run_dir: Path, state) -> Path:
         inc = state.incumbent
         lines.append(f"Incumbent: round {inc['round']}, validation accuracy **{inc['val_acc']:.4f}**.")
     if state.final and state.final.get("test_acc") is not None:
-        lines.append(f"Final test accuracy of the incumbent (evaluated once, at the end): "
+        refit = (state.final.get("refit") or {}).get("status") == "ok"
+        lines.append(f"Final test accuracy of the {'refit final model' if refit else 'incumbent'} (evaluated once, at "
+                     f"the end): "
                      f"**{state.final['test_acc']:.4f}**, {state.final['val_acc'] - state.final['test_acc']:+.4f} "
                      f"below its selected validation accuracy"
                      + (f" (the first pipeline, round 0: {state.final['round0_test_acc']:.4f})."
@@ -36,6 +38,9 @@ def write_report(run_dir: Path, state) -> Path:
     if state.final and state.final.get("ensemble"):
         text = ensemble_line(state.final["ensemble"], state.final.get("single_test_acc"))
         lines += ["", "Ensemble (loop.ensemble_top_k): " + re.sub(r"\[/?[a-z]*\]", "", text) + "."]
+    if state.final and state.final.get("refit"):
+        text = refit_line(state.final["refit"])
+        lines += ["", text[0].upper() + text[1:] + "."]
     if state.noise_floor:
         nf = state.noise_floor
         lines += ["", f"Noise floor: round 0's pipeline trained again with another seed moved validation accuracy by "
