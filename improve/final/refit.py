@@ -70,7 +70,7 @@ def train_refit(run_dir: Path, incumbent: Dict[str, Any], runner: Runner) -> Ref
     out = run_dir / REFIT_DIR
     shutil.rmtree(out, ignore_errors=True)  # an interrupted refit starts afresh
     start = time.perf_counter()
-    metrics = runner.run(refit_config(runner, incumbent["pipeline"], epochs, out), out)
+    metrics = runner.run(refit_config(runner, incumbent["pipeline"], epochs, out), out, folds=0)  # one run, all images
     seconds = round(time.perf_counter() - start, 1)
     ok = metrics.get("status") == "ok" and (out / CHECKPOINT).is_file()
     images = (metrics.get("dataset") or {}).get("train")

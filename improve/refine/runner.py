@@ -42,10 +42,11 @@ class Runner:
                 "deadline_s": deadline_s}
 
     def run(self, config: Dict[str, Any], output_dir: Path, live: bool = False,
-            keep: Iterable[str] = frozenset()) -> Dict[str, Any]:
-        """One scored training run of a complete config; its metrics (status "failed" with the reason on any
-        failure)."""
-        metrics = scored_run(config, output_dir, self.timeout, self.folds, live, frozenset(keep))
+            keep: Iterable[str] = frozenset(), folds: Optional[int] = None) -> Dict[str, Any]:
+        """One scored training run of a complete config (`folds`: once per fold, loop.folds unless given); its
+        metrics (status "failed" with the reason on any failure)."""
+        folds = self.folds if folds is None else folds
+        metrics = scored_run(config, output_dir, self.timeout, folds, live, frozenset(keep))
         if metrics.get("errno") in DISK_FULL:  # not the pipeline's failure: the run stops (DiskFull), resume retrains
             raise OSError(metrics["errno"], f"the training run in {output_dir} could not write its files: "
                                             f"{metrics.get('error')}")
