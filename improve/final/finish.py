@@ -37,10 +37,7 @@ def finish(run_dir: Path, state: State, journal: Journal, incumbent: IncumbentDi
         best = run_dir / "best"
         best.mkdir(exist_ok=True)
         train_cfg = runner.config(inc["pipeline"], best)
-        (best / "config.yaml").write_text(
-            "# The best pipeline of this run; retrain it with\n"
-            f"#   python -m improve.train --config-path={best.resolve()} --config-name=config\n"
-            + yaml.safe_dump({**train_cfg, "test": True}, sort_keys=False))
+        _write_config(best, train_cfg, "The best pipeline of this run")
         atomic_copy(incumbent.checkpoint, best / "best.ckpt")
         averaged = soup.judge(state, run_dir, incumbent.checkpoint, ensemble, runner) if ensemble else None
         averaged_checkpoint = averaged.pop("checkpoint", None) if averaged else None  # only when kept
@@ -69,10 +66,7 @@ def finish(run_dir: Path, state: State, journal: Journal, incumbent: IncumbentDi
             if done.status == "ok":
                 done.selected_test_acc = round(test["acc"], 4)
                 train_cfg = refit_config(runner, inc["pipeline"], done.epochs, best)
-                (best / "config.yaml").write_text(
-                    "# The best pipeline of this run, refit on training + validation images; retrain it with\n"
-                    f"#   python -m improve.train --config-path={best.resolve()} --config-name=config\n"
-                    + yaml.safe_dump({**train_cfg, "test": True}, sort_keys=False))
+                _write_config(best, train_cfg, "The best pipeline of this run, refit on training + validation images")
                 atomic_copy(run_dir / REFIT_DIR / CHECKPOINT, best / "best.ckpt")
                 test = predict_split(OmegaConf.create(train_cfg), best / "best.ckpt")
                 done.test_acc = round(test["acc"], 4)
@@ -99,3 +93,11 @@ def finish(run_dir: Path, state: State, journal: Journal, incumbent: IncumbentDi
     result["seconds"] = state.spent(end_time=time.time())
     journal.write(of_fields(End, result))
     return result
+
+
+def _write_config(best: Path, train_cfg: Dict[str, Any], what: str) -> None:
+    """best/config.yaml: the final model's train config (tested), headed by what it is and how to retrain it."""
+    (best / "config.yaml").write_text(
+        f"# {what}; retrain it with\n"
+        f"#   python -m improve.train --config-path={best.resolve()} --config-name=config\n"
+        + yaml.safe_dump({**train_cfg, "test": True}, sort_keys=False))

@@ -13,9 +13,9 @@ that round acts on it with all the time left, reserve included, and the final ph
 results.
 
 Every round under a time budget, this one included, is also stopped by the clock (the train config's `deadline_s`,
-`pipeline/pruning.Deadline`): its training may take what is left of the budget, less the seconds a round costs
-beyond its training, so a machine slower than the incumbent's pace said ends the round an epoch early instead of
-overrunning the budget; the round line says so and its reason is `deadline_reason`.
+`pipeline/pruning.Deadline`): its epochs may take what is left of the budget, less OVERHEAD_SLACK times the
+seconds the incumbent's round spent outside its epochs, so a machine slower than the incumbent's pace said ends the
+round an epoch early instead of overrunning the budget; the round line says so and its reason is `deadline_reason`.
 """
 import copy
 import math

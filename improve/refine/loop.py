@@ -233,8 +233,7 @@ class Refinement:
         reserve = self._reserve(state)
         if not reserve or inc is None or r == 0 or r in state.proposals or inc["round"] not in state.decisions:
             return None
-        metrics = run_metrics_or_none(round_dir(self.run_dir, inc["round"]))
-        pace = Pace.of(metrics or {}, state.decisions[inc["round"]]["seconds"])
+        pace = self._incumbent_pace(state)
         left = self.budget.seconds_left(state)
         headroom = (inc.get("summary") or {}).get("headroom", "near")
         now = due(left, reserve, pace, headroom)
@@ -400,15 +399,19 @@ class Refinement:
 
     def _deadline(self, state: State) -> Optional[float]:
         """The seconds of training the next round may take under loop.time_budget: all that is left, reserve
-        included, less what a round costs beyond its training at the incumbent's pace (None: no time budget). The
-        same after a resume: it rests on the journal's decided rounds and the incumbent's files only."""
+        included, less what a round spends outside its epochs at the incumbent's pace (`final_phase.deadline_s`;
+        None: no time budget). The same after a resume: it rests on the journal's decided rounds and the incumbent's
+        files only."""
         left = self.budget.seconds_left(state)
-        if left is None:
-            return None
+        return None if left is None else deadline_s(left, self._incumbent_pace(state))
+
+    def _incumbent_pace(self, state: State) -> Optional[Pace]:
+        """What the incumbent's round cost (its metrics.json and decided seconds); None before one is decided."""
         inc = state.incumbent
-        pace = (Pace.of(run_metrics_or_none(round_dir(self.run_dir, inc["round"])) or {},
-                        state.decisions[inc["round"]]["seconds"]) if inc and inc["round"] in state.decisions else None)
-        return deadline_s(left, pace)
+        if inc is None or inc["round"] not in state.decisions:
+            return None
+        return Pace.of(run_metrics_or_none(round_dir(self.run_dir, inc["round"])) or {},
+                       state.decisions[inc["round"]]["seconds"])
 
     def _prune_plan(self, state: State, r: int, pipeline: Dict[str, Dict]) -> Optional[PrunePlan]:
         """The curve round r is pruned against under loop.prune (None: not pruned); the same after a resume, as it
