@@ -13,7 +13,7 @@ from improve.config.paths import round_dir
 from improve.journal.log import Journal
 from improve.pipeline.train import train
 from improve.refine.loop import Refinement
-from improve.refine.prune import curve_margin, matched, noise_margin, prune_plan, root_round
+from improve.refine.prune import curve_margin, lagged, matched, noise_margin, prune_plan, root_round
 
 from .conftest import decisions
 
@@ -50,9 +50,9 @@ def test_a_from_scratch_round_is_compared_with_the_root_of_the_incumbents_warm_s
     incumbent = {"round": 2, "val_acc": 0.8}
     assert root_round(tmp_path, 2) == 0
     scratch = prune_plan(_loop(prune_margin=0.05), tmp_path, incumbent, 4, warm=False)
-    assert scratch.against == 0 and scratch.reference == [0.25, 0.45, 0.55, 0.6] and scratch.start == 0
+    assert scratch.against == 0 and scratch.reference == [None, 0.25, 0.45, 0.55] and scratch.start == 0
     warm = prune_plan(_loop(prune_margin=0.05), tmp_path, incumbent, 4, warm=True)
-    assert warm.against == 2 and warm.reference[0] == 0.65
+    assert warm.against == 2 and warm.reference[:2] == [None, 0.65]  # one epoch behind its own curve
     assert prune_plan(_loop(), tmp_path, incumbent, 12, warm=True).start == 2  # a quarter of 12 epochs first
     assert prune_plan(_loop(prune=False), tmp_path, incumbent, 4, warm=True) is None
     assert prune_plan(_loop(folds=5), tmp_path, incumbent, 4, warm=True) is None
@@ -79,19 +79,28 @@ def test_a_run_clearly_behind_the_reference_stops_at_the_first_epoch_the_rule_al
 
 def test_a_run_level_with_the_reference_trains_all_its_epochs(compose_cfg, tmp_path):
     first = _train(compose_cfg, tmp_path, "first")  # the same pipeline trained again is level with it, within noise
-    curve = matched([e["val_acc"] for e in first["epochs"]], 4)
-    margin = curve_margin(curve[:-1], first["dataset"]["val"])  # the loop's default rule, from the first epoch
-    level = _train(compose_cfg, tmp_path, "level", {"reference": [round(v - margin, 4) for v in curve], "start": 0})
-    assert "pruned" not in level and len(level["epochs"]) == 4, (curve, margin, level["epochs"])
+    _round(tmp_path / "run", 0, [e["val_acc"] for e in first["epochs"]], first["dataset"]["val"])
+    plan = prune_plan(_loop(), tmp_path / "run", {"round": 0}, 4, warm=False)  # the loop's default rule
+    level = _train(compose_cfg, tmp_path, "level", plan.config())
+    assert "pruned" not in level and len(level["epochs"]) == 4, (plan, level["epochs"])
+
+
+def test_the_reference_lags_one_epoch_so_a_rerun_that_takes_off_later_is_not_pruned(tmp_path):
+    assert lagged([0.14, 0.15, 0.29, 0.29]) == [None, 0.14, 0.15, 0.29] and lagged([0.5]) == [None]
+    _round(tmp_path, 0, [0.14, 0.15, 0.29, 0.29], val_images=216)  # a curve whose take-off came at epoch 3 (seen)
+    plan = prune_plan(_loop(), tmp_path, {"round": 0}, 4, warm=False)
+    assert plan.reference[0] is None and plan.margin == curve_margin([0.14, 0.15], 216)
+    assert plan.reference[2] == round(0.15 - plan.margin, 4)  # a rerun at 0.15 after three epochs is level with it
 
 
 def test_a_run_with_a_deadline_ends_at_the_epoch_after_which_one_more_would_not_fit(compose_cfg, tmp_path):
-    cut = _train(compose_cfg, tmp_path, "cut", None, "trainer.epochs=40", "deadline_s=4")
+    # 8 s: several epochs on a quiet machine, and room for one (with its validation) on a loaded one
+    cut = _train(compose_cfg, tmp_path, "cut", None, "trainer.epochs=40", "deadline_s=8")
     n, stop = len(cut["epochs"]), cut["deadline"]
-    assert {k: stop[k] for k in ("epoch", "epochs", "deadline_s")} == {"epoch": n, "epochs": 40, "deadline_s": 4.0}
-    assert 1 <= n < 40 and stop["elapsed_s"] <= 4.0, stop  # within its seconds
-    assert stop["elapsed_s"] + stop["epoch_s"] > 4.0, stop  # one more epoch would not have fitted
-    assert stop["elapsed_s"] + 2 * stop["epoch_s"] > 4.0 - 0.1, stop  # nor did it stop an epoch sooner than that
+    assert {k: stop[k] for k in ("epoch", "epochs", "deadline_s")} == {"epoch": n, "epochs": 40, "deadline_s": 8.0}
+    assert 1 <= n < 40 and stop["elapsed_s"] <= 8.0, stop  # within its seconds
+    assert stop["elapsed_s"] + stop["epoch_s"] > 8.0, stop  # one more epoch would not have fitted
+    assert stop["elapsed_s"] + 2 * stop["epoch_s"] > 8.0 - 0.1, stop  # nor did it stop an epoch sooner than that
     assert (tmp_path / "cut" / "checkpoints" / "best.ckpt").is_file() and cut["best_val_acc"] is not None
 
 

@@ -267,7 +267,8 @@ class LoopConfig:
                             "for all the epochs its rounds trained, in one schedule; it becomes the final model "
                             "(tested, exported), reported beside the selected one; validation cannot judge it")
     prune: bool = _f(True, "stop a round early once its best val accuracy is behind the incumbent's curve at the "
-                           "same point of training by more than the noise (refine/prune.py); it is reverted as pruned")
+                           "same point of training, an epoch earlier, by more than the noise (refine/prune.py); it is "
+                           "reverted as pruned")
     prune_after: float = _f(0.25, "fraction of a round's epochs it always trains before it may be pruned", ge=0.0,
                             le=1.0)
     prune_margin: Optional[float] = _f(None, "val accuracy a round may be behind the incumbent's curve before it is "
