@@ -45,7 +45,8 @@ def build_parser(description: str) -> argparse.ArgumentParser:
                                 "all_at_once, random, optuna")
     strat.add_argument("--suite", choices=sorted(SUITES),
                        help="a named study of the generated task kinds (bench/tasks.py): quick (about 11 minutes on "
-                            "a 2-core CPU) or full (about 3-5 hours); sets the defaults of the options below")
+                            "a 2-core CPU) or full (about 6-7 hours; rerun with the same --out to resume); sets the "
+                            "defaults of the options below")
     strat.add_argument("--datasets", help="comma-separated dataset configs or suite tasks "
                                           f"({','.join(TASKS)}); default: digits,shapes,shapes_hard")
     strat.add_argument("--seeds", type=int, help="seeds 0..S-1 (default 3)")
