@@ -78,10 +78,11 @@ def test_a_run_clearly_behind_the_reference_stops_at_the_first_epoch_the_rule_al
 
 
 def test_a_run_level_with_the_reference_trains_all_its_epochs(compose_cfg, tmp_path):
-    first = _train(compose_cfg, tmp_path, "first")  # the same pipeline trained again is level with it, within noise
+    more = "dataset.max_train=600"  # on 200 images validation swung 0.26 -> 0.15 between reruns at 0.92 train accuracy
+    first = _train(compose_cfg, tmp_path, "first", None, more)  # the same pipeline trained again is level with it
     _round(tmp_path / "run", 0, [e["val_acc"] for e in first["epochs"]], first["dataset"]["val"])
     plan = prune_plan(_loop(), tmp_path / "run", {"round": 0}, 4, warm=False)  # the loop's default rule
-    level = _train(compose_cfg, tmp_path, "level", plan.config())
+    level = _train(compose_cfg, tmp_path, "level", plan.config(), more)
     assert "pruned" not in level and len(level["epochs"]) == 4, (plan, level["epochs"])
 
 
@@ -94,13 +95,13 @@ def test_the_reference_lags_one_epoch_so_a_rerun_that_takes_off_later_is_not_pru
 
 
 def test_a_run_with_a_deadline_ends_at_the_epoch_after_which_one_more_would_not_fit(compose_cfg, tmp_path):
-    # 8 s: several epochs on a quiet machine, and room for one (with its validation) on a loaded one
-    cut = _train(compose_cfg, tmp_path, "cut", None, "trainer.epochs=40", "deadline_s=8")
+    seconds = 8.0  # several epochs on a quiet machine, and room for one (with its validation) on a loaded one
+    cut = _train(compose_cfg, tmp_path, "cut", None, "trainer.epochs=40", f"deadline_s={seconds}")
     n, stop = len(cut["epochs"]), cut["deadline"]
-    assert {k: stop[k] for k in ("epoch", "epochs", "deadline_s")} == {"epoch": n, "epochs": 40, "deadline_s": 8.0}
-    assert 1 <= n < 40 and stop["elapsed_s"] <= 8.0, stop  # within its seconds
-    assert stop["elapsed_s"] + stop["epoch_s"] > 8.0, stop  # one more epoch would not have fitted
-    assert stop["elapsed_s"] + 2 * stop["epoch_s"] > 8.0 - 0.1, stop  # nor did it stop an epoch sooner than that
+    assert {k: stop[k] for k in ("epoch", "epochs", "deadline_s")} == {"epoch": n, "epochs": 40, "deadline_s": seconds}
+    assert 1 <= n < 40 and stop["elapsed_s"] <= seconds, stop  # within its seconds
+    assert stop["elapsed_s"] + stop["epoch_s"] > seconds, stop  # one more epoch would not have fitted
+    assert stop["elapsed_s"] + 2 * stop["epoch_s"] > seconds - 0.1, stop  # nor did it stop an epoch sooner than that
     assert (tmp_path / "cut" / "checkpoints" / "best.ckpt").is_file() and cut["best_val_acc"] is not None
 
 
