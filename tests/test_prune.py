@@ -166,15 +166,21 @@ def test_loop_prune_false_trains_a_losing_round_to_its_end(tmp_path, compose_loo
 
 
 # ---------------------------------------------------------------------------------------------- the final phase
-def test_the_final_phase_never_plans_past_the_time_left():
-    from improve.refine.final_phase import SAFETY, Pace
+def test_the_final_phase_plans_the_epochs_its_deadline_leaves_time_for_and_no_more():
+    from improve.refine.final_phase import OVERHEAD_SLACK, Pace, deadline_s
 
     for epoch_s, overhead_s, left in [(3.0, 4.0, 40.0), (0.7, 9.0, 10.0), (12.0, 1.0, 300.0), (5.0, 0.0, 4.0)]:
         pace = Pace(epoch_s, overhead_s, round_s=epoch_s * 4 + overhead_s)
         epochs = pace.epochs_for(left, max_epochs=40)
-        assert epochs * epoch_s + overhead_s <= left * SAFETY
-        assert (epochs + 1) * epoch_s + overhead_s > left * SAFETY or epochs == 40
+        assert epochs == 0 or epochs * epoch_s + OVERHEAD_SLACK * overhead_s <= left  # the round fits what is left
+        assert epochs * epoch_s <= deadline_s(left, pace)  # and its clock lets every planned epoch through
+        assert (epochs + 1) * epoch_s + OVERHEAD_SLACK * overhead_s > left or epochs == 40  # one more would not
     assert Pace(1.0, 0.0, 4.0).epochs_for(100.0, max_epochs=12) == 12
+    assert Pace(0.4, 2.0, 3.6).epochs_for(2.1, max_epochs=40) == 0  # its seconds outside training eat the time
+    # what the study's pay6 planned (mirror, seed 0): 22.1 s left after a 12.0 s round 0 of 4 epochs in a 10.7 s
+    # fit (10.0 s of them its epochs): 7 epochs, where 90 % of the time left planned 6 and left 4.6 s unused
+    measured = Pace.of({"epochs": [{}] * 4, "timings": {"fit_s": 10.74, "epoch_s": [2.5] * 4}}, round_seconds=12.0)
+    assert measured.epochs_for(22.1, max_epochs=40) == 7
 
 
 def test_the_final_phase_is_due_once_an_ordinary_round_would_eat_into_its_reserve():

@@ -3,7 +3,8 @@
 A share of the time budget is reserved: the rounds before it plan within the rest (the agents and the cost
 check see what is left of the budget less the reserve). Once what is left is the reserve, or less than the
 incumbent's round would take on top of it, one round continues the incumbent from its weights
-(trainer.warm_start) with one long schedule of as many epochs as the time left buys at the incumbent's pace,
+(trainer.warm_start) with one long schedule of as many epochs as the time left buys at the incumbent's pace
+(those its deadline, below, leaves time for),
 sooner when its curves still climb and the time before the reserve cannot pay for exploring (EXPLORE_ROUNDS),
 after a short warm-up: at its learning rate while its curves say it is far from its ceiling, at half of it near.
 It is judged on validation like any round, can be pruned like any round, and runs once per run, after which the
@@ -30,8 +31,6 @@ WARMUP_EPOCHS = 0.5  # its warm-up: short, the weights are trained already
 EXPLORE_ROUNDS = 2  # while the incumbent's curves still climb (headroom far), a new round starts only if the time
 # before the reserve buys this many rounds at its pace (a move and one follow-up); fewer, and training it longer
 # now is worth more than one untested move: the final phase starts early, with all the time left
-SAFETY = 0.9  # share of the time left its epochs may fill (the same work varied ±10 % from round to round on a
-# busy 2-core CPU; at 0.95 a final phase overran a 20 s budget by 1 s)
 
 
 @dataclass
@@ -56,8 +55,12 @@ class Pace:
                    outside_s=max(round_seconds - min(inside, fit), 0.0))
 
     def epochs_for(self, seconds: float, max_epochs: int) -> int:
-        """The most epochs whose round fits in `seconds` (at most max_epochs)."""
-        return max(min(math.floor((seconds * SAFETY - self.overhead_s) / self.epoch_s), max_epochs), 0)
+        """The most epochs a round can train when `seconds` of the budget are left (at most max_epochs): the seconds
+        its deadline leaves for training (`training_s`) over the incumbent's seconds an epoch. No further margin:
+        on a machine slower than this pace the deadline ends the round an epoch early, in its schedule's flat tail
+        (with 90 % of the time left as a margin, the study's pay6 left 1-5 s of 12-37 s budgets unused, and the loop
+        trained 7.6-10.2 epochs of its kept chain where one long run trained 12)."""
+        return min(math.floor(training_s(seconds, self) / self.epoch_s), max_epochs)  # training_s is never < 0
 
 
 def reserve_s(loop) -> float:
@@ -104,11 +107,17 @@ OVERHEAD_SLACK = 1.25  # a round's seconds outside its epochs, as a multiple of 
 # they vary too (with the fit's seconds at 1.0, a round that trained to its deadline overran a 28 s budget by 0.3 s)
 
 
-def deadline_s(seconds_left: float, pace: Optional[Pace]) -> float:
-    """The seconds of training a round's epochs may take when `seconds_left` of the budget are left: less its
-    seconds outside them at the incumbent's `pace`, with OVERHEAD_SLACK (nothing known before round 0 is decided)."""
+def training_s(seconds_left: float, pace: Optional[Pace]) -> float:
+    """What `seconds_left` of the budget leave for a round's epochs: less its seconds outside them at the incumbent's
+    `pace`, with OVERHEAD_SLACK (nothing known before round 0 is decided); may be 0."""
     outside = (pace.overhead_s if pace.outside_s is None else pace.outside_s) if pace else 0.0
-    return round(max(seconds_left - OVERHEAD_SLACK * outside, MIN_DEADLINE_S), 1)
+    return max(seconds_left - OVERHEAD_SLACK * outside, 0.0)
+
+
+def deadline_s(seconds_left: float, pace: Optional[Pace]) -> float:
+    """The seconds of training a round's epochs may take when `seconds_left` of the budget are left (`training_s`),
+    at least MIN_DEADLINE_S."""
+    return round(max(training_s(seconds_left, pace), MIN_DEADLINE_S), 1)
 
 
 def deadline_reason(cut: Dict[str, Any]) -> str:

@@ -46,7 +46,7 @@ from improve.refine.decide import Evidence, decide
 from improve.refine.diagnoses import actionable, diagnose, training_images
 from improve.refine.edits import EditRejected
 from improve.refine.final_phase import (FINAL, Pace, deadline_reason, deadline_s, due, final_pipeline,
-                                        rationale, reserve_s)
+                                        rationale, reserve_s, training_s)
 from improve.refine.incumbent import IncumbentDir
 from improve.refine.proposals import Candidate, Proposer
 from improve.refine.prune import PrunePlan, prune_plan, pruned_reason
@@ -244,8 +244,10 @@ class Refinement:
         why = rationale(epochs, left, pace, pipeline["trainer"]["lr"], "" if rounds_done else now)
         try:
             if epochs < 1:
-                raise EditRejected("too_costly", f"the {left:.0f} s left buy no epoch of the incumbent "
-                                                 f"({pace.epoch_s:.1f} s an epoch, {pace.overhead_s:.1f} s besides)")
+                raise EditRejected("too_costly", f"the {left:.0f} s left buy no epoch of the incumbent: they leave "
+                                                 f"{training_s(left, pace):.1f} s for training once the round's "
+                                                 f"seconds outside its epochs are set aside, and an epoch takes "
+                                                 f"{pace.epoch_s:.1f} s")
             self.validator.seconds_left = left
             preflight = self.validator.pipeline(pipeline, FINAL)
         except EditRejected as err:
