@@ -217,6 +217,10 @@ class TrainConfig(Groups):
                                            "epoch's end when one more as long as the longest so far would not fit, "
                                            "mid-epoch if one runs over; set by the loop under loop.time_budget",
                                      gt=0.0)
+    fill: Optional[Dict[str, Any]] = _f(None, "{seconds, below_rounds, max_epochs}: after the first epoch, when "
+                                              "`seconds` buy fewer than below_rounds runs as planned, re-plan the "
+                                              "schedule for all the epochs they buy (pipeline/fill.py); set by the "
+                                              "loop for round 0 under loop.fill_below")
 
 
 @dataclass
@@ -261,6 +265,10 @@ class LoopConfig:
     final_phase: float = _f(0.3, "share of loop.time_budget kept for the final phase: the incumbent continued from "
                                  "its weights with one long schedule for what is left (refine/final_phase.py); "
                                  "0 = off; no effect without a time budget", ge=0.0, lt=1.0)
+    fill_below: float = _f(2.0, "under loop.time_budget: when it buys fewer than this many runs of round 0 (timed on "
+                                "its first epoch), round 0 re-plans its schedule for all the epochs the budget buys "
+                                "and no other round starts: a look and a second round cannot pay at that budget "
+                                "(pipeline/fill.py); 0 = off", ge=0.0)
     halving: bool = _f(True, "with loop.candidates >= 2, successive halving: all train a quarter or half of their "
                              "epochs, the better half goes on from where it stopped, until one trains to the end")
     refit: bool = _f(False, "at the end, retrain the final pipeline from scratch on training + validation images "

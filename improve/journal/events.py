@@ -183,6 +183,8 @@ class Decision(Event):
     config_sha: Optional[str] = None  # incumbent/config.yaml after the decision (a hand edit changes it)
     candidates: Optional[List[Dict[str, Any]]] = None  # with loop.candidates: how each did
     pruned: Optional[Dict[str, Any]] = None  # loop.prune stopped it: epoch, epochs, val_acc, reference, against, margin
+    filled: Optional[Dict[str, Any]] = None  # loop.fill_below: round 0 took the small budget (planned, epochs, seconds,
+    # epoch_s, outside_s; `kept` when its schedule could not be re-planned)
 
     @classmethod
     def untrained(cls, round: int, author: str, group: str, decision: str, reason: str,

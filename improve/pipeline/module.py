@@ -106,16 +106,32 @@ class Classifier(L.LightningModule):
         if t.scheduler == "none":
             return optimizer
         total = max(1, int(self.trainer.estimated_stepping_batches))
-        per_epoch = max(1, total // max(1, self.trainer.max_epochs))
+        self._per_epoch = max(1, total // max(1, self.trainer.max_epochs))
         if t.scheduler == "onecycle":
             pct = min(0.5, max(0.01, t.warmup_epochs / t.epochs)) if t.warmup_epochs else 0.25
             scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=t.lr, total_steps=total, pct_start=pct)
         else:
-            scheduler, _ = create_scheduler_v2(
-                optimizer, sched=t.scheduler, num_epochs=t.epochs, decay_epochs=t.step_epochs,
-                decay_rate=t.step_gamma, min_lr=t.min_lr, warmup_lr=t.lr * 0.01,
-                warmup_epochs=t.warmup_epochs, step_on_epochs=False, updates_per_epoch=per_epoch)
+            scheduler = self._timm_schedule(optimizer, t.epochs)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def _timm_schedule(self, optimizer, epochs: int):
+        t = self.t
+        scheduler, _ = create_scheduler_v2(
+            optimizer, sched=t.scheduler, num_epochs=epochs, decay_epochs=t.step_epochs,
+            decay_rate=t.step_gamma, min_lr=t.min_lr, warmup_lr=t.lr * 0.01,
+            warmup_epochs=t.warmup_epochs, step_on_epochs=False, updates_per_epoch=self._per_epoch)
+        return scheduler
+
+    def replan(self, epochs: int) -> bool:
+        """The schedule re-planned mid-run for `epochs` in all (`pipeline/fill.py`): timm's schedule built again for
+        that length and set to the step reached; False for a one-cycle schedule, whose length is fixed."""
+        if self.t.scheduler == "onecycle":
+            return False
+        if self.t.scheduler != "none":
+            config = self.trainer.lr_scheduler_configs[0]
+            config.scheduler = self._timm_schedule(config.scheduler.optimizer, epochs)
+            config.scheduler.step_update(num_updates=self.global_step)  # not the warm-up's first value for a step
+        return True
 
     def lr_scheduler_step(self, scheduler, metric=None):
         if isinstance(scheduler, TimmScheduler):

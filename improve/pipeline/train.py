@@ -31,6 +31,7 @@ from improve.data.datamodule import ImageDataModule
 from improve.files import write_json
 from improve.pipeline.augment import build_train_transform, check_transform_output, train_augment
 from improve.pipeline.callbacks import lever_callbacks
+from improve.pipeline.fill import fill_callbacks
 from improve.pipeline.hardware import prepare_model, resolve
 from improve.pipeline.init_weights import load_weights
 from improve.pipeline.loggers import build_loggers
@@ -63,6 +64,7 @@ def _trainer(cfg: DictConfig, out: Path, record: RunRecord) -> L.Trainer:
     if t.early_stopping and not refit:
         callbacks.append(EarlyStopping(monitor="val/acc", mode="max", patience=t.early_stopping))
     callbacks += lever_callbacks(t)
+    callbacks += fill_callbacks(cfg.get("fill"), record)  # before the deadline, which reads the epochs it plans
     callbacks += prune_callbacks(cfg.get("prune"), record, cfg.get("stop_epoch"), cfg.get("deadline_s"))
     return L.Trainer(
         max_epochs=t.epochs, accelerator=hw.accelerator, devices=hw.devices, num_nodes=hw.num_nodes,

@@ -35,6 +35,7 @@ from improve.journal.events import (Decision, Diagnosed, Profile, Proposal, Reco
 from improve.journal.log import Journal
 from improve.llm import BudgetExhausted
 from improve.pipeline import hardware
+from improve.pipeline.fill import fill_reason, filled_pipeline
 from improve.pipeline.process import warm_up
 from improve.pipeline.confusion import confusion_summary
 from improve.pipeline.record import curve_summary
@@ -199,6 +200,10 @@ class Refinement:
         ended = [d["round"] for d in state.decisions.values() if d["author"] == FINAL]
         if ended and not stop:
             stop = f"the final phase ran (round {ended[0]}): the budget's last part trained the incumbent long"
+        filled = (state.decisions.get(0) or {}).get("filled")
+        if filled and not filled.get("kept") and not stop:
+            stop = (f"round 0 trained {filled['epochs']} epochs, what loop.time_budget buys: it buys fewer than "
+                    f"loop.fill_below={self.cfg.loop.fill_below:g} runs of round 0, too few for another round to pay")
         rounds_done = stop is not None and stop.startswith("all ") and r not in state.proposals
         self._fix_first = False
         if stop is None and r > 0 and r not in state.proposals and r not in state.candidates:
@@ -341,8 +346,13 @@ class Refinement:
             self._warm_start(state, r, [candidate.pipeline])
         plan = None if picked else self._prune_plan(state, r, candidate.pipeline)  # candidates are not pruned
         if trained is None:
-            trained = self.runner.round(r, candidate.pipeline, plan.config() if plan else None, self._deadline(state))
+            trained = self.runner.round(r, candidate.pipeline, plan.config() if plan else None, self._deadline(state),
+                                        None if picked else self._fill(state, r))
         metrics = trained
+        filled = metrics.get("filled") if metrics.get("status") == "ok" else None
+        if filled:  # round 0 took the small budget: it is the pipeline it trained, for every epoch it trained
+            candidate = replace(candidate, pipeline=filled_pipeline(candidate.pipeline, filled))
+            self.console.say(f"round {r}: {fill_reason(filled)}", "yellow")
         if metrics.get("deadline"):
             cut = metrics["deadline"]
             self.console.say(f"round {r}: stopped after {cut['epoch']} of its {cut['epochs']} epochs, before "
@@ -371,6 +381,7 @@ class Refinement:
             round_checkpoint(self.run_dir, r).unlink(missing_ok=True)
         reason = (pruned_reason(pruned, plan.journal() if plan else None) if pruned else
                   deadline_reason(metrics["deadline"]) if val is not None and metrics.get("deadline") else
+                  fill_reason(filled) if filled else
                   None if val is not None else (metrics.get("error") or "no metrics.json written"))
         llm = self._llm_usage(r)
         evidence = verdict.evidence.journal() if verdict.evidence else {}
@@ -379,7 +390,7 @@ class Refinement:
                                     rule=verdict.rule, **{k: v for k, v in evidence.items() if k != "delta"},
                                     changes=changes, summary=self._summary(r, metrics), seconds=seconds, reason=reason,
                                     config_sha=self.incumbent.config_sha(), llm=llm,
-                                    candidates=picked.get("candidates") or None, pruned=pruned))
+                                    candidates=picked.get("candidates") or None, pruned=pruned, filled=filled))
         shown = f"pruned {pruned['epoch']}/{pruned['epochs']}" if pruned else verdict.decision
         self.console.round(r, candidate.group, change_text(changes, metrics), val, verdict.delta, shown,
                            seconds, reason, llm, candidate.author, verdict.evidence)
@@ -407,6 +418,16 @@ class Refinement:
         left = self.budget.seconds_left(state)
         return None if left is None else deadline_s(left, self._incumbent_pace(state))
 
+    def _fill(self, state: State, r: int) -> Optional[Dict[str, Any]]:
+        """Round 0's `fill` under loop.time_budget and loop.fill_below (`pipeline/fill.py`): all the budget, which it
+        takes when it buys fewer than loop.fill_below runs of it; None for any other round, without a time budget, or
+        under loop.folds (its k runs share the budget). The same after a resume: nothing was spent before round 0."""
+        loop = self.cfg.loop
+        left = self.budget.seconds_left(state)
+        if r != 0 or left is None or not loop.fill_below or loop.folds >= 2:
+            return None
+        return {"seconds": round(left, 1), "below_rounds": float(loop.fill_below), "max_epochs": int(loop.max_epochs)}
+
     def _incumbent_pace(self, state: State) -> Optional[Pace]:
         """What the incumbent's round cost (its metrics.json and decided seconds); None before one is decided."""
         inc = state.incumbent
@@ -432,7 +453,7 @@ class Refinement:
         else:
             plan = self._prune_plan(state, r, proposal["pipeline"])
             config = self.runner.config(proposal["pipeline"], rd, plan.config() if plan else None,
-                                        self._deadline(state))
+                                        self._deadline(state), self._fill(state, r))
         try:
             metrics = finished_run(rd, config)
         except UnusableRun as err:

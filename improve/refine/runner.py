@@ -33,13 +33,13 @@ class Runner:
         self.timeout, self.folds = cfg.loop.round_timeout, cfg.loop.folds
 
     def config(self, pipeline: Pipeline, output_dir: Path, prune: Optional[Dict[str, Any]] = None,
-               deadline_s: Optional[float] = None) -> Dict[str, Any]:
+               deadline_s: Optional[float] = None, fill: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         """The complete train config of `pipeline` writing into `output_dir`, starting from the weights its round
-        copied when it warm-starts, stopped early behind `prune`'s reference curve when given (`refine/prune.py`)
-        and before `deadline_s` seconds of training."""
+        copied when it warm-starts, stopped early behind `prune`'s reference curve when given (`refine/prune.py`),
+        before `deadline_s` seconds of training, filling a small budget under `fill` (`pipeline/fill.py`)."""
         return {**train_config(self.cfg, pipeline, output_dir),
                 "init_checkpoint": init_checkpoint(self.run_dir, pipeline, output_dir), "prune": prune,
-                "deadline_s": deadline_s}
+                "deadline_s": deadline_s, "fill": fill}
 
     def run(self, config: Dict[str, Any], output_dir: Path, live: bool = False,
             keep: Iterable[str] = frozenset(), folds: Optional[int] = None) -> Dict[str, Any]:
@@ -53,11 +53,12 @@ class Runner:
         return metrics
 
     def round(self, r: int, pipeline: Pipeline, prune: Optional[Dict[str, Any]] = None,
-              deadline_s: Optional[float] = None) -> Dict[str, Any]:
+              deadline_s: Optional[float] = None, fill: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         """Round r's own run, in rounds/NN (its LLM audit and warm-start files kept), pruned against `prune`, stopped
-        before `deadline_s`; draws on this terminal when it is one and `hardware.progress_bar` is on."""
+        before `deadline_s`, filling a small budget under `fill`; draws on this terminal when it is one and
+        `hardware.progress_bar` is on."""
         rd = round_dir(self.run_dir, r)
-        return self.run(self.config(pipeline, rd, prune, deadline_s), rd, live=self.cfg.hardware.progress_bar and sys.stdout.isatty(),
+        return self.run(self.config(pipeline, rd, prune, deadline_s, fill), rd, live=self.cfg.hardware.progress_bar and sys.stdout.isatty(),
                         keep={"llm", *INIT_FILES})
 
     def seed(self, pipeline: Pipeline, output_dir: Path, seed: int) -> Dict[str, Any]:
@@ -147,7 +148,8 @@ def train_config(cfg: DictConfig, pipeline: Dict[str, Dict], output_dir: Path) -
             "paths": {"data_dir": plain["paths"]["data_dir"], "cache_dir": plain["paths"]["cache_dir"],
                       "output_dir": str(output_dir)},
             "seed": cfg.seed, "test": False, "ckpt_path": None, "init_checkpoint": None, "recipe": None, "save_last": False,
-            "save_val_predictions": True, "prune": None, "stop_epoch": None, "deadline_s": None}
+            "save_val_predictions": True, "prune": None, "stop_epoch": None, "deadline_s": None,
+            "fill": None}
 
 
 def run_logger(logger: Dict[str, Any], run_dir: Path, output_dir: Path) -> Dict[str, Any]:

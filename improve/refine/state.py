@@ -7,6 +7,7 @@ from typing import Any, Dict, List, Optional
 
 from improve.config.diff import fingerprint
 from improve.journal.log import Journal
+from improve.pipeline.fill import filled_pipeline
 
 
 SPENT = ("kept", "reverted", "pruned", "failed", "confirmations", "between_rounds", "end_of_run")  # where a run's
@@ -53,7 +54,10 @@ class State:
             elif kind == "decision":
                 self.decisions[e["round"]] = e
                 if e["decision"] == "kept":
-                    self.incumbent = {"round": e["round"], "pipeline": self.proposals[e["round"]]["pipeline"],
+                    pipeline = self.proposals[e["round"]]["pipeline"]
+                    if e.get("filled"):  # round 0 under loop.fill_below: the epochs it trained
+                        pipeline = filled_pipeline(pipeline, e["filled"])
+                    self.incumbent = {"round": e["round"], "pipeline": pipeline,
                                       "val_acc": e["val_acc"], "summary": e["summary"]}
             elif kind == "end":
                 self.final = e

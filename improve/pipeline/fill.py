@@ -1,0 +1,103 @@
+"""A run that fills a small time budget: the `fill` key of a train config ({seconds, below_rounds, max_epochs}).
+
+The refinement loop sets it for round 0 under loop.time_budget (`loop.fill_below`). Before training, nobody knows
+what the budget buys; after the first epoch (its validation included) the run does. If the budget buys fewer than
+`below_rounds` runs as planned (the planned epochs at this epoch's pace, plus the run's seconds outside its
+epochs), a look at the first pipeline followed by another round cannot pay: the second round's setup and its
+restarted schedule cost more than a move can win (the study "third", docs/studies.md). The run then re-plans its
+schedule for as many epochs as the budget buys (at most `max_epochs`, at least the one done) and trains
+them, one schedule, as one long run of the first pipeline would. metrics.json says
+`filled: {planned, epochs, seconds, epoch_s, outside_s}`; the loop says so on one line and starts no other round.
+
+The learning-rate schedule is re-planned by the module (`Classifier.replan`): timm's schedule built again for the new
+length at the step reached, so a warm-up in progress goes on and the decay starts later. A one-cycle schedule cannot
+be re-planned; such a run keeps its plan and metrics.json says why (`filled.kept`).
+"""
+import copy
+import math
+import time
+from typing import Any, Dict, Optional
+
+import lightning as L
+
+OVERHEAD_SLACK = 1.25  # the run's seconds outside its epochs (before training, and the best checkpoint's predictions
+# after it, about one validation pass), as measured on its first epoch, times this: they vary from run to run
+PARENT_S = 0.5  # the loop's own seconds around a round (start, reading its files, the decision), which the run
+# cannot see
+
+
+class FillBudget(L.Callback):
+    """After the first epoch: when `seconds` buy fewer than `below_rounds` runs as planned, train as many epochs as
+    they buy (at most `max_epochs`) in one re-planned schedule."""
+
+    def __init__(self, seconds: float, below_rounds: float, max_epochs: int, record):
+        self.seconds, self.below_rounds, self.max_epochs, self.record = (float(seconds), float(below_rounds),
+                                                                         int(max_epochs), record)
+        self.start: Optional[float] = None
+        self.val_s = 0.0
+        self._val_start: Optional[float] = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.start = time.perf_counter()
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._val_start = time.perf_counter()
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._val_start is not None and not self.val_s:
+            self.val_s = time.perf_counter() - self._val_start
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch != 0 or self.start is None or "filled" in self.record.data:
+            return
+        now = time.perf_counter()
+        plan = fill_plan(self.seconds, self.below_rounds, self.max_epochs, planned=trainer.max_epochs,
+                         epoch_s=now - self.start, before_s=self.start - self.record.started, val_s=self.val_s)
+        if plan is None:
+            return
+        if not pl_module.replan(plan["epochs"]):
+            plan = {**plan, "epochs": trainer.max_epochs,
+                    "kept": "a one-cycle schedule cannot be re-planned mid-run; the run keeps its plan"}
+        trainer.fit_loop.max_epochs = plan["epochs"]
+        if trainer.is_global_zero:
+            self.record.update(filled=plan)
+
+
+def fill_plan(seconds: float, below_rounds: float, max_epochs: int, planned: int, epoch_s: float, before_s: float,
+              val_s: float) -> Optional[Dict[str, Any]]:
+    """What a run of `planned` epochs does after its first, which took `epoch_s` (validation included) after
+    `before_s` of setup: None when `seconds` buy at least `below_rounds` such runs (it goes on as planned, and the loop
+    may explore after it); else its new length, the epochs that fit in `seconds` once its seconds outside them
+    (`before_s`, one validation pass for its predictions, PARENT_S; with OVERHEAD_SLACK) are set aside, at least 1 and
+    at most `max_epochs` (a longer plan than the budget buys shrinks, so its schedule still ends)."""
+    outside = OVERHEAD_SLACK * (before_s + val_s) + PARENT_S
+    run_s = planned * epoch_s + outside
+    if seconds >= below_rounds * run_s:
+        return None
+    epochs = min(max(math.floor((seconds - outside) / max(epoch_s, 1e-6)), 1), max_epochs)
+    return {"planned": planned, "epochs": epochs, "seconds": round(seconds, 1), "epoch_s": round(epoch_s, 2),
+            "outside_s": round(outside, 2)}
+
+
+def fill_callbacks(fill: Optional[Dict[str, Any]], record) -> list:
+    """The callback for a train config's `fill` ({seconds, below_rounds, max_epochs}); none when it is null."""
+    if not fill:
+        return []
+    return [FillBudget(fill["seconds"], fill["below_rounds"], fill["max_epochs"], record)]
+
+
+def fill_reason(filled: Dict[str, Any]) -> str:
+    """Round 0's reason when it filled a small budget (metrics.json's `filled`, `pipeline/fill.py`)."""
+    if filled.get("kept"):
+        return f"the budget buys fewer than loop.fill_below runs of round 0, but {filled['kept']}"
+    return (f"loop.time_budget buys fewer than loop.fill_below runs of round 0 ({filled['seconds']:.0f} s left, "
+            f"{filled['epoch_s']:.1f} s an epoch, {filled['outside_s']:.1f} s besides): it re-planned its schedule "
+            f"for {filled['epochs']} epochs where {filled['planned']} were planned, and no other round starts")
+
+
+def filled_pipeline(pipeline: Dict[str, Dict[str, Any]], filled: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
+    """The pipeline a round that filled the budget trained: its epochs those it trained (`filled`)."""
+    out = copy.deepcopy(pipeline)
+    out["trainer"]["epochs"] = int(filled["epochs"])
+    out["trainer"]["warmup_epochs"] = min(out["trainer"].get("warmup_epochs", 0.0), float(filled["epochs"]))
+    return out
