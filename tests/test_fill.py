@@ -26,6 +26,11 @@ def test_a_budget_that_buys_two_runs_as_planned_leaves_the_plan_alone():
     # a plan longer than the budget buys shrinks, so its schedule still ends; never below the epoch done
     assert fill_plan(12.0, 2.0, 40, planned=8, epoch_s=4.0, before_s=1.0, val_s=0.5)["epochs"] == 2
     assert fill_plan(3.0, 2.0, 40, planned=8, epoch_s=4.0, before_s=1.0, val_s=0.5)["epochs"] == 1
+    # what only the first epoch paid is counted once, with the seconds outside the epochs, not in every epoch
+    assert fill_plan(2 * run_s - 0.1, 2.0, 40, planned=2, epoch_s=4.0, before_s=1.0, val_s=0.5, once_s=0.625) == \
+        {**plan, "outside_s": 3.0}  # (20.65 - 3.0) / 4 = 4.4: four epochs still fit
+    assert fill_plan(2 * run_s - 0.1, 2.0, 40, planned=2, epoch_s=4.0, before_s=1.0, val_s=0.5,
+                     once_s=2.7)["epochs"] == 3  # (20.65 - 5.075) / 4 = 3.9
 
 
 def test_the_filled_pipeline_is_the_one_trained():

@@ -1,7 +1,9 @@
 """A run that fills a small time budget: the `fill` key of a train config ({seconds, below_rounds, max_epochs}).
 
 The refinement loop sets it for round 0 under loop.time_budget (`loop.fill_below`). Before training, nobody knows
-what the budget buys; after the first epoch (its validation included) the run does. If the budget buys fewer than
+what the budget buys; after the first epoch (its validation included) the run does: an epoch's seconds are the first
+epoch's less what only a first epoch pays (the wait for the loader's first batch, the first step's excess over a
+typical step), which is counted once, with the seconds outside the epochs. If the budget buys fewer than
 `below_rounds` runs as planned (the planned epochs at this epoch's pace, plus the run's seconds outside its
 epochs), a look at the first pipeline followed by another round cannot pay: the second round's setup and its
 restarted schedule cost more than a move can win (the study "third", docs/studies.md). The run then re-plans its
@@ -16,7 +18,7 @@ be re-planned; such a run keeps its plan and metrics.json says why (`filled.kept
 import copy
 import math
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import lightning as L
 
@@ -36,9 +38,21 @@ class FillBudget(L.Callback):
         self.start: Optional[float] = None
         self.val_s = 0.0
         self._val_start: Optional[float] = None
+        self._batch_starts: List[float] = []  # when the first epoch's first two steps started
+        self._last_end, self._batches = 0.0, 0  # when its last step ended, and how many it took
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.start = time.perf_counter()
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any,
+                             batch_idx: int) -> None:
+        if trainer.current_epoch == 0 and batch_idx < 2:
+            self._batch_starts.append(time.perf_counter())
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if trainer.current_epoch == 0:
+            self._last_end, self._batches = time.perf_counter(), batch_idx + 1
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._val_start = time.perf_counter()
@@ -50,9 +64,10 @@ class FillBudget(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.current_epoch != 0 or self.start is None or "filled" in self.record.data:
             return
-        now = time.perf_counter()
+        once = self._one_time_s()
         plan = fill_plan(self.seconds, self.below_rounds, self.max_epochs, planned=trainer.max_epochs,
-                         epoch_s=now - self.start, before_s=self.start - self.record.started, val_s=self.val_s)
+                         epoch_s=time.perf_counter() - self.start - once, before_s=self.start - self.record.started,
+                         val_s=self.val_s, once_s=once)
         if plan is None:
             return
         if not pl_module.replan(plan["epochs"]):
@@ -62,15 +77,25 @@ class FillBudget(L.Callback):
         if trainer.is_global_zero:
             self.record.update(filled=plan)
 
+    def _one_time_s(self) -> float:
+        """What only the first epoch paid: the wait for its first step (loader workers starting) and its first step's
+        excess over a typical one (first-call setup); 0 when the epoch had fewer than three steps to tell."""
+        if len(self._batch_starts) < 2 or self._batches < 3:
+            return 0.0
+        first, second = self._batch_starts
+        typical = (self._last_end - second) / (self._batches - 1)
+        return max(first - self.start, 0.0) + max(second - first - typical, 0.0)
+
 
 def fill_plan(seconds: float, below_rounds: float, max_epochs: int, planned: int, epoch_s: float, before_s: float,
-              val_s: float) -> Optional[Dict[str, Any]]:
-    """What a run of `planned` epochs does after its first, which took `epoch_s` (validation included) after
-    `before_s` of setup: None when `seconds` buy at least `below_rounds` such runs (it goes on as planned, and the loop
-    may explore after it); else its new length, the epochs that fit in `seconds` once its seconds outside them
-    (`before_s`, one validation pass for its predictions, PARENT_S; with OVERHEAD_SLACK) are set aside, at least 1 and
-    at most `max_epochs` (a longer plan than the budget buys shrinks, so its schedule still ends)."""
-    outside = OVERHEAD_SLACK * (before_s + val_s) + PARENT_S
+              val_s: float, once_s: float = 0.0) -> Optional[Dict[str, Any]]:
+    """What a run of `planned` epochs does after its first, which took `epoch_s` (validation included) and `once_s`
+    more that only a first epoch pays, after `before_s` of setup: None when `seconds` buy at least `below_rounds` such
+    runs (it goes on as planned, and the loop may explore after it); else its new length, the epochs that fit in
+    `seconds` once its seconds outside them (`before_s`, one validation pass for its predictions, PARENT_S, with
+    OVERHEAD_SLACK; and `once_s`) are set aside, at least 1 and at most `max_epochs` (a longer plan than the budget
+    buys shrinks, so its schedule still ends)."""
+    outside = OVERHEAD_SLACK * (before_s + val_s) + PARENT_S + once_s
     run_s = planned * epoch_s + outside
     if seconds >= below_rounds * run_s:
         return None

@@ -124,4 +124,3 @@ def deadline_reason(cut: Dict[str, Any]) -> str:
     """The round's reason when the clock stopped it (metrics.json's `deadline`)."""
     return (f"stopped by loop.time_budget after {cut['epoch']} of {cut['epochs']} epochs (its training could take "
             f"{cut['deadline_s']:.0f} s)")
-
