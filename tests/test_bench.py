@@ -56,6 +56,17 @@ def test_strategy_study_at_toy_size_writes_table_plot_json_and_resumes(tmp_path,
     assert (out / "strategies.png").stat().st_size > 5000
     assert not list(out.rglob("*.ckpt"))  # finished units keep their results, not their checkpoints
 
+    # results.json alone resumes a study elsewhere (a study run in pieces, its results committed between them): the
+    # searches start from the zero_shot unit's base kept in it, its run folder gone
+    assert raw["digits/zero_shot/0"]["base"]["pipeline"]["trainer"]["epochs"] == 1
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    (moved / "results.json").write_text(json.dumps({k: v for k, v in raw.items() if k != "digits/random/0"}))
+    resumed = strategies.study(["digits"], ["random"], [0], runs=2, epochs=1, out=moved,
+                               extra=["dataset.max_train=150"], console=Console(file=io.StringIO()))
+    assert resumed["results"]["digits/random/0"]["test_acc"] is not None
+    assert not (moved / "digits" / "zero_shot").exists()  # not run again
+
     def no_more_training(*args, **kwargs):
         raise AssertionError("a finished unit ran again")
 

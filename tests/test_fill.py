@@ -6,7 +6,7 @@ from rich.console import Console
 
 from improve.agents import HeuristicAgent
 from improve.config.paths import round_dir
-from improve.pipeline.fill import OVERHEAD_SLACK, PARENT_S, fill_plan, filled_pipeline
+from improve.pipeline.fill import OVERHEAD_SLACK, PARENT_S, after_s, fill_plan, filled_pipeline, replanned
 from improve.pipeline.train import train
 from improve.refine.loop import Refinement
 from improve.refine.state import State
@@ -33,6 +33,15 @@ def test_a_budget_that_buys_two_runs_as_planned_leaves_the_plan_alone():
                      once_s=2.7)["epochs"] == 3  # (20.65 - 5.075) / 4 = 3.9
 
 
+def test_after_each_later_epoch_the_plan_is_made_again_from_the_seconds_left():
+    assert after_s(1.0, 0.5) == OVERHEAD_SLACK * 0.5 + PARENT_S + (OVERHEAD_SLACK - 1) * 1.0
+    # a slow first epoch planned 2 (20 s, 1 s before, 6 s for it): at 3 s an epoch the 8.5 s left buy 2 more
+    assert replanned(20.0, done=2, spent_s=10.0, after=1.5, epoch_s=3.0, max_epochs=40) == 4
+    assert replanned(20.0, done=2, spent_s=10.0, after=1.5, epoch_s=3.0, max_epochs=3) == 3  # at most max_epochs
+    assert replanned(20.0, done=3, spent_s=17.0, after=1.5, epoch_s=3.0, max_epochs=40) == 3  # no room: it ends now
+    assert replanned(20.0, done=3, spent_s=21.0, after=1.5, epoch_s=3.0, max_epochs=40) == 3  # never below done
+
+
 def test_the_filled_pipeline_is_the_one_trained():
     pipeline = {"trainer": {"epochs": 2, "warmup_epochs": 1.0, "lr": 0.003}, "model": {"name": "resnet10t"}}
     out = filled_pipeline(pipeline, {"epochs": 5})
@@ -49,7 +58,7 @@ def test_a_run_that_fills_the_budget_trains_its_epochs_in_one_replanned_schedule
     metrics = train(cfg)
     assert metrics["status"] == "ok", metrics.get("error")
     assert metrics["filled"]["planned"] == 2 and metrics["filled"]["epochs"] == 4
-    assert len(metrics["epochs"]) == 4
+    assert len(metrics["epochs"]) == 4 and "replans" not in metrics["filled"]  # an hour's worth: 4 each time
     lrs = [e["lr"] for e in metrics["epochs"]]
     # one cosine over four epochs: at its halfway point after epoch 2, annealed at the end (not restarted)
     assert lrs[1] > 0.3 * cfg.trainer.lr and lrs[3] < 0.3 * lrs[1], lrs

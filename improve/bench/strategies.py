@@ -204,10 +204,12 @@ COMPUTE_ROUNDS = 4  # --budget seconds: rounds a loop may start, per run of the 
 
 
 def run_unit(dataset: str, strategy: str, seed: int, runs: int, epochs: int, out: Path, cache_dir: Path,
-             extra: List[str], timeout: float, seconds: Optional[float] = None) -> Dict[str, Any]:
+             extra: List[str], timeout: float, seconds: Optional[float] = None,
+             base: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """One (dataset, strategy, seed): its validation accuracy per run, test accuracy of its best, failures, time.
     `seconds`: a loop strategy gets that loop.time_budget (zero_shot_long's training seconds) and spends it as it
-    judges best: round 0 of `epochs` epochs, rounds of up to all the budget's epochs, its final phase."""
+    judges best: round 0 of `epochs` epochs, rounds of up to all the budget's epochs, its final phase. `base`: the
+    searches' starting point, the zero_shot unit's `base` ({pipeline, profile}); None: read from its journal."""
     start = time.perf_counter()
     unit_dir = out / dataset / strategy / f"seed{seed}"
     if unit_dir.exists():
@@ -223,15 +225,25 @@ def run_unit(dataset: str, strategy: str, seed: int, runs: int, epochs: int, out
         result = run_loop(cfg, unit_dir, strategy, COMPUTE_ROUNDS * runs, first, time_budget=seconds)
     elif strategy in LOOPS:
         result = run_loop(cfg, unit_dir, strategy, 1 if strategy == "zero_shot" else runs)
+        if strategy == "zero_shot":  # what the searches start from, kept in results.json: it resumes from that alone
+            result["base"] = search_base(unit_dir)
     else:
-        zero = out / dataset / "zero_shot" / f"seed{seed}"
-        state = State(Journal(zero / "journal.jsonl").events())
-        if 0 not in state.proposals:
+        base = base or search_base(out / dataset / "zero_shot" / f"seed{seed}")
+        if base is None:
             raise RuntimeError(f"{strategy} needs the zero_shot run of {dataset} seed {seed} first (its base pipeline)")
-        result = run_search(cfg, unit_dir, strategy, runs, state.proposals[0]["pipeline"], state.profile, timeout)
+        result = run_search(cfg, unit_dir, strategy, runs, base["pipeline"], base["profile"], timeout)
     result["wall_s"] = round(time.perf_counter() - start, 1)
     drop_checkpoints(unit_dir)
     return result
+
+
+def search_base(unit_dir: Path) -> Optional[Dict[str, Any]]:
+    """The architect's pipeline and the dataset profile of a zero_shot unit (its journal): where the searches
+    start; None when it has not run."""
+    state = State(Journal(unit_dir / "journal.jsonl").events()) if (unit_dir / "journal.jsonl").is_file() else None
+    if state is None or 0 not in state.proposals:
+        return None
+    return {"pipeline": state.proposals[0]["pipeline"], "profile": state.profile}
 
 
 def drop_checkpoints(unit_dir: Path) -> None:
@@ -458,8 +470,9 @@ def study(datasets: List[str], strategies: List[str], seeds: List[int], runs: in
                     continue  # done before an interruption
                 console.print(f"{key}: running", highlight=False)
                 long = results.get(f"{d}/{REFERENCE}/{seed}") if budget == "seconds" else None
+                zero = results.get(f"{d}/zero_shot/{seed}") or {}
                 results[key] = run_unit(d, s, seed, runs, epochs, out, cache_dir, extra, timeout,
-                                        long["train_s"] if long else None)
+                                        long["train_s"] if long else None, zero.get("base"))
                 best = max([v for v in results[key]["vals"] if v is not None], default=math.nan)
                 console.print(f"{key}: best val {best:.4f}, test {results[key]['test_acc']}, "
                               f"{results[key]['wall_s']} s", highlight=False)

@@ -8,8 +8,10 @@ typical step), which is counted once, with the seconds outside the epochs. If th
 epochs), a look at the first pipeline followed by another round cannot pay: the second round's setup and its
 restarted schedule cost more than a move can win (the study "third", docs/studies.md). The run then re-plans its
 schedule for as many epochs as the budget buys (at most `max_epochs`, at least the one done) and trains
-them, one schedule, as one long run of the first pipeline would. metrics.json says
-`filled: {planned, epochs, seconds, epoch_s, outside_s}`; the loop says so on one line and starts no other round.
+them, one schedule, as one long run of the first pipeline would. After each later epoch the plan is made again
+from the median epoch so far and the seconds left (`replanned`): one slow or fast first epoch does not decide the
+length alone. metrics.json says `filled: {planned, epochs, seconds, epoch_s, outside_s, replans}`; the loop says so
+on one line and starts no other round.
 
 The learning-rate schedule is re-planned by the module (`Classifier.replan`): timm's schedule built again for the new
 length at the step reached, so a warm-up in progress goes on and the decay starts later. A one-cycle schedule cannot
@@ -17,6 +19,7 @@ be re-planned; such a run keeps its plan and metrics.json says why (`filled.kept
 """
 import copy
 import math
+import statistics
 import time
 from typing import Any, Dict, List, Optional
 
@@ -40,6 +43,9 @@ class FillBudget(L.Callback):
         self._val_start: Optional[float] = None
         self._batch_starts: List[float] = []  # when the first epoch's first two steps started
         self._last_end, self._batches = 0.0, 0  # when its last step ended, and how many it took
+        self._epochs_s: List[float] = []  # each epoch's seconds (the first's less what only it paid)
+        self._epoch_end = 0.0  # when the last epoch ended
+        self._plan: Optional[Dict[str, Any]] = None  # the plan while the run fills the budget
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.start = time.perf_counter()
@@ -62,18 +68,35 @@ class FillBudget(L.Callback):
             self.val_s = time.perf_counter() - self._val_start
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.current_epoch != 0 or self.start is None or "filled" in self.record.data:
+        if self.start is None:
             return
-        once = self._one_time_s()
-        plan = fill_plan(self.seconds, self.below_rounds, self.max_epochs, planned=trainer.max_epochs,
-                         epoch_s=time.perf_counter() - self.start - once, before_s=self.start - self.record.started,
-                         val_s=self.val_s, once_s=once)
-        if plan is None:
-            return
+        now = time.perf_counter()
+        if trainer.current_epoch == 0:
+            once = self._one_time_s()
+            self._epochs_s.append(now - self.start - once)
+            plan = fill_plan(self.seconds, self.below_rounds, self.max_epochs, planned=trainer.max_epochs,
+                             epoch_s=self._epochs_s[0], before_s=self.start - self.record.started, val_s=self.val_s,
+                             once_s=once)
+            if plan is not None:
+                self._apply(trainer, pl_module, plan)
+        elif self._plan is not None and not self._plan.get("kept"):  # the epochs so far time the rest better
+            self._epochs_s.append(now - self._epoch_end)
+            epoch_s = statistics.median(self._epochs_s)
+            epochs = replanned(self.seconds, trainer.current_epoch + 1, now - self.record.started,
+                               after_s(self.start - self.record.started, self.val_s), epoch_s, self.max_epochs)
+            if epochs != trainer.max_epochs:
+                self._apply(trainer, pl_module, {**self._plan, "epochs": epochs, "epoch_s": round(epoch_s, 2),
+                                                 "replans": [*self._plan.get("replans", []),
+                                                             [trainer.current_epoch + 1, epochs]]})
+        self._epoch_end = now
+
+    def _apply(self, trainer: L.Trainer, pl_module: L.LightningModule, plan: Dict[str, Any]) -> None:
+        """The run's schedule and length re-planned for plan["epochs"], and metrics.json's `filled`."""
         if not pl_module.replan(plan["epochs"]):
             plan = {**plan, "epochs": trainer.max_epochs,
                     "kept": "a one-cycle schedule cannot be re-planned mid-run; the run keeps its plan"}
         trainer.fit_loop.max_epochs = plan["epochs"]
+        self._plan = plan
         if trainer.is_global_zero:
             self.record.update(filled=plan)
 
@@ -102,6 +125,20 @@ def fill_plan(seconds: float, below_rounds: float, max_epochs: int, planned: int
     epochs = min(max(math.floor((seconds - outside) / max(epoch_s, 1e-6)), 1), max_epochs)
     return {"planned": planned, "epochs": epochs, "seconds": round(seconds, 1), "epoch_s": round(epoch_s, 2),
             "outside_s": round(outside, 2)}
+
+
+def after_s(before_s: float, val_s: float) -> float:
+    """A run's seconds after its last epoch, as fill_plan counts them: one validation pass for its predictions and
+    PARENT_S, with OVERHEAD_SLACK, and the slack on its seconds before training."""
+    return OVERHEAD_SLACK * val_s + PARENT_S + (OVERHEAD_SLACK - 1.0) * before_s
+
+
+def replanned(seconds: float, done: int, spent_s: float, after: float, epoch_s: float, max_epochs: int) -> int:
+    """A filling run's length after `done` epochs, `spent_s` into `seconds`: the epochs done and as many more as the
+    rest buys at `epoch_s` once `after` (its seconds after the last epoch) is set aside; at most `max_epochs`. A
+    first epoch slower or faster than the rest is corrected here."""
+    more = math.floor((seconds - spent_s - after) / max(epoch_s, 1e-6))
+    return min(done + max(more, 0), max_epochs)
 
 
 def fill_callbacks(fill: Optional[Dict[str, Any]], record) -> list:
