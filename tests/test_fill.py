@@ -6,7 +6,8 @@ from rich.console import Console
 
 from improve.agents import HeuristicAgent
 from improve.config.paths import round_dir
-from improve.pipeline.fill import OVERHEAD_SLACK, PARENT_S, after_s, fill_plan, filled_pipeline, replanned
+from improve.pipeline.fill import (OVERHEAD_SLACK, PARENT_S, after_s, fill_plan, filled_pipeline, nearest,
+                                   replanned)
 from improve.pipeline.train import train
 from improve.refine.loop import Refinement
 from improve.refine.state import State
@@ -20,25 +21,24 @@ def test_a_budget_that_buys_two_runs_as_planned_leaves_the_plan_alone():
     run_s = 2 * 4.0 + outside  # 2 epochs of 4 s
     assert fill_plan(2 * run_s, 2.0, 40, planned=2, epoch_s=4.0, before_s=1.0, val_s=0.5) is None
     plan = fill_plan(2 * run_s - 0.1, 2.0, 40, planned=2, epoch_s=4.0, before_s=1.0, val_s=0.5)
-    assert plan == {"planned": 2, "epochs": 4, "seconds": round(2 * run_s - 0.1, 1), "epoch_s": 4.0,
-                    "outside_s": 2.38}  # (20.65 - 2.375) / 4 = 4.57: four epochs fit
+    assert plan == {"planned": 2, "epochs": 5, "seconds": round(2 * run_s - 0.1, 1), "epoch_s": 4.0,
+                    "outside_s": 2.38}  # (20.65 - 2.375) / 4 = 4.57: the nearest whole number of epochs
     assert fill_plan(20.0, 2.0, 3, planned=2, epoch_s=4.0, before_s=1.0, val_s=0.5)["epochs"] == 3  # at most max
     # a plan longer than the budget buys shrinks, so its schedule still ends; never below the epoch done
-    assert fill_plan(12.0, 2.0, 40, planned=8, epoch_s=4.0, before_s=1.0, val_s=0.5)["epochs"] == 2
-    assert fill_plan(3.0, 2.0, 40, planned=8, epoch_s=4.0, before_s=1.0, val_s=0.5)["epochs"] == 1
+    assert fill_plan(12.0, 2.0, 40, planned=8, epoch_s=4.0, before_s=1.0, val_s=0.5)["epochs"] == 2  # 2.41
+    assert fill_plan(3.0, 2.0, 40, planned=8, epoch_s=4.0, before_s=1.0, val_s=0.5)["epochs"] == 1  # 0.16
     # what only the first epoch paid is counted once, with the seconds outside the epochs, not in every epoch
-    assert fill_plan(2 * run_s - 0.1, 2.0, 40, planned=2, epoch_s=4.0, before_s=1.0, val_s=0.5, once_s=0.625) == \
-        {**plan, "outside_s": 3.0}  # (20.65 - 3.0) / 4 = 4.4: four epochs still fit
-    assert fill_plan(2 * run_s - 0.1, 2.0, 40, planned=2, epoch_s=4.0, before_s=1.0, val_s=0.5,
-                     once_s=2.7)["epochs"] == 3  # (20.65 - 5.075) / 4 = 3.9
+    once = fill_plan(2 * run_s - 0.1, 2.0, 40, planned=2, epoch_s=4.0, before_s=1.0, val_s=0.5, once_s=0.625)
+    assert once["outside_s"] == 3.0 and once["epochs"] == 4  # (20.65 - 3.0) / 4 = 4.41
 
 
 def test_after_each_later_epoch_the_plan_is_made_again_from_the_seconds_left():
     assert after_s(1.0, 0.5) == OVERHEAD_SLACK * 0.5 + PARENT_S + (OVERHEAD_SLACK - 1) * 1.0
-    # a slow first epoch planned 2 (20 s, 1 s before, 6 s for it): at 3 s an epoch the 8.5 s left buy 2 more
-    assert replanned(20.0, done=2, spent_s=10.0, after=1.5, epoch_s=3.0, max_epochs=40) == 4
-    assert replanned(20.0, done=2, spent_s=10.0, after=1.5, epoch_s=3.0, max_epochs=3) == 3  # at most max_epochs
-    assert replanned(20.0, done=3, spent_s=17.0, after=1.5, epoch_s=3.0, max_epochs=40) == 3  # no room: it ends now
+    assert [nearest(x) for x in (2.49, 2.5, 2.83, 0.3)] == [2, 3, 3, 0]
+    # a slow first epoch planned 2 (20 s, 1 s before, 6 s for it): at 3 s an epoch the 8.5 s left buy 3 more (2.83)
+    assert replanned(20.0, done=2, spent_s=10.0, after=1.5, epoch_s=3.0, max_epochs=40) == 5
+    assert replanned(20.0, done=2, spent_s=10.0, after=1.5, epoch_s=3.0, max_epochs=4) == 4  # at most max_epochs
+    assert replanned(20.0, done=3, spent_s=17.5, after=1.5, epoch_s=3.0, max_epochs=40) == 3  # 0.33 more: it ends
     assert replanned(20.0, done=3, spent_s=21.0, after=1.5, epoch_s=3.0, max_epochs=40) == 3  # never below done
 
 

@@ -114,17 +114,25 @@ def fill_plan(seconds: float, below_rounds: float, max_epochs: int, planned: int
               val_s: float, once_s: float = 0.0) -> Optional[Dict[str, Any]]:
     """What a run of `planned` epochs does after its first, which took `epoch_s` (validation included) and `once_s`
     more that only a first epoch pays, after `before_s` of setup: None when `seconds` buy at least `below_rounds` such
-    runs (it goes on as planned, and the loop may explore after it); else its new length, the epochs that fit in
-    `seconds` once its seconds outside them (`before_s`, one validation pass for its predictions, PARENT_S, with
+    runs (it goes on as planned, and the loop may explore after it); else its new length, the epochs (`nearest`)
+    that `seconds` buy once its seconds outside them (`before_s`, one validation pass for its predictions, PARENT_S, with
     OVERHEAD_SLACK; and `once_s`) are set aside, at least 1 and at most `max_epochs` (a longer plan than the budget
     buys shrinks, so its schedule still ends)."""
     outside = OVERHEAD_SLACK * (before_s + val_s) + PARENT_S + once_s
     run_s = planned * epoch_s + outside
     if seconds >= below_rounds * run_s:
         return None
-    epochs = min(max(math.floor((seconds - outside) / max(epoch_s, 1e-6)), 1), max_epochs)
+    epochs = min(max(nearest((seconds - outside) / max(epoch_s, 1e-6)), 1), max_epochs)
     return {"planned": planned, "epochs": epochs, "seconds": round(seconds, 1), "epoch_s": round(epoch_s, 2),
             "outside_s": round(outside, 2)}
+
+
+def nearest(epochs: float) -> int:
+    """The whole number of epochs nearest to what the seconds buy: the estimate errs both ways (a first epoch slower
+    than the rest, a slack on the seconds outside them), and a floor lost an epoch in about half the runs whose
+    budget was one long run's own seconds (the study third2); on average the run spends its budget, within half an
+    epoch either way, and the deadline (`pipeline/pruning.Deadline`) still stops a run a whole epoch over."""
+    return math.floor(epochs + 0.5)
 
 
 def after_s(before_s: float, val_s: float) -> float:
@@ -135,9 +143,9 @@ def after_s(before_s: float, val_s: float) -> float:
 
 def replanned(seconds: float, done: int, spent_s: float, after: float, epoch_s: float, max_epochs: int) -> int:
     """A filling run's length after `done` epochs, `spent_s` into `seconds`: the epochs done and as many more as the
-    rest buys at `epoch_s` once `after` (its seconds after the last epoch) is set aside; at most `max_epochs`. A
-    first epoch slower or faster than the rest is corrected here."""
-    more = math.floor((seconds - spent_s - after) / max(epoch_s, 1e-6))
+    rest buys at `epoch_s` once `after` (its seconds after the last epoch) is set aside (`nearest`); at most
+    `max_epochs`. A first epoch slower or faster than the rest is corrected here."""
+    more = nearest((seconds - spent_s - after) / max(epoch_s, 1e-6))
     return min(done + max(more, 0), max_epochs)
 
 
