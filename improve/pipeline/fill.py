@@ -75,15 +75,14 @@ class FillBudget(L.Callback):
             once = self._one_time_s()
             self._epochs_s.append(now - self.start - once)
             plan = fill_plan(self.seconds, self.below_rounds, self.max_epochs, planned=trainer.max_epochs,
-                             epoch_s=self._epochs_s[0], before_s=self.start - self.record.started, val_s=self.val_s,
-                             once_s=once)
+                             epoch_s=self._epochs_s[0], before_s=self._before_s(), val_s=self.val_s, once_s=once)
             if plan is not None:
                 self._apply(trainer, pl_module, plan)
         elif self._plan is not None and not self._plan.get("kept"):  # the epochs so far time the rest better
             self._epochs_s.append(now - self._epoch_end)
             epoch_s = statistics.median(self._epochs_s)
             epochs = replanned(self.seconds, trainer.current_epoch + 1, now - self.record.started,
-                               after_s(self.start - self.record.started, self.val_s), epoch_s, self.max_epochs)
+                               after_s(self._before_s(), self.val_s), epoch_s, self.max_epochs)
             if epochs != trainer.max_epochs:
                 self._apply(trainer, pl_module, {**self._plan, "epochs": epochs, "epoch_s": round(epoch_s, 2),
                                                  "replans": [*self._plan.get("replans", []),
@@ -99,6 +98,10 @@ class FillBudget(L.Callback):
         self._plan = plan
         if trainer.is_global_zero:
             self.record.update(filled=plan)
+
+    def _before_s(self) -> float:
+        """The run's seconds before training started (its setup, since metrics.json was opened)."""
+        return self.start - self.record.started
 
     def _one_time_s(self) -> float:
         """What only the first epoch paid: the wait for its first step (loader workers starting) and its first step's
@@ -118,11 +121,11 @@ def fill_plan(seconds: float, below_rounds: float, max_epochs: int, planned: int
     that `seconds` buy once its seconds outside them (`before_s`, one validation pass for its predictions, PARENT_S, with
     OVERHEAD_SLACK; and `once_s`) are set aside, at least 1 and at most `max_epochs` (a longer plan than the budget
     buys shrinks, so its schedule still ends)."""
-    outside = OVERHEAD_SLACK * (before_s + val_s) + PARENT_S + once_s
-    run_s = planned * epoch_s + outside
-    if seconds >= below_rounds * run_s:
+    after = after_s(before_s, val_s)
+    outside = before_s + once_s + after
+    if seconds >= below_rounds * (planned * epoch_s + outside):
         return None
-    epochs = min(max(nearest((seconds - outside) / max(epoch_s, 1e-6)), 1), max_epochs)
+    epochs = replanned(seconds, 1, before_s + once_s + epoch_s, after, epoch_s, max_epochs)
     return {"planned": planned, "epochs": epochs, "seconds": round(seconds, 1), "epoch_s": round(epoch_s, 2),
             "outside_s": round(outside, 2)}
 
@@ -136,8 +139,9 @@ def nearest(epochs: float) -> int:
 
 
 def after_s(before_s: float, val_s: float) -> float:
-    """A run's seconds after its last epoch, as fill_plan counts them: one validation pass for its predictions and
-    PARENT_S, with OVERHEAD_SLACK, and the slack on its seconds before training."""
+    """A run's seconds after its last epoch, as the plans count them: one validation pass for its predictions and
+    PARENT_S, with OVERHEAD_SLACK, and the slack on its seconds before training (what it spent before its first epoch
+    plus this is its seconds outside its epochs, with OVERHEAD_SLACK)."""
     return OVERHEAD_SLACK * val_s + PARENT_S + (OVERHEAD_SLACK - 1.0) * before_s
 
 

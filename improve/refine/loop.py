@@ -200,7 +200,7 @@ class Refinement:
         ended = [d["round"] for d in state.decisions.values() if d["author"] == FINAL]
         if ended and not stop:
             stop = f"the final phase ran (round {ended[0]}): the budget's last part trained the incumbent long"
-        filled = (state.decisions.get(0) or {}).get("filled")
+        filled = state.filled
         if filled and not filled.get("kept") and not stop:
             stop = (f"round 0 trained {filled['epochs']} epochs, what loop.time_budget buys: it buys fewer than "
                     f"loop.fill_below={self.cfg.loop.fill_below:g} runs of round 0, too few for another round to pay")
@@ -347,7 +347,7 @@ class Refinement:
         plan = None if picked else self._prune_plan(state, r, candidate.pipeline)  # candidates are not pruned
         if trained is None:
             trained = self.runner.round(r, candidate.pipeline, plan.config() if plan else None, self._deadline(state),
-                                        None if picked else self._fill(state, r))
+                                        self._fill(state, r))
         metrics = trained
         filled = metrics.get("filled") if metrics.get("status") == "ok" else None
         if filled:  # round 0 took the small budget: it is the pipeline it trained, for every epoch it trained

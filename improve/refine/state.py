@@ -86,6 +86,11 @@ class State:
         return max(self.decisions, default=-1) + 1
 
     @property
+    def filled(self) -> Optional[Dict[str, Any]]:
+        """Round 0's `filled` (loop.fill_below: it took a budget too small for another round); None otherwise."""
+        return (self.decisions.get(0) or {}).get("filled")
+
+    @property
     def incumbent_val(self) -> Optional[float]:
         return self.incumbent["val_acc"] if self.incumbent else None
 

@@ -61,9 +61,8 @@ def write_report(run_dir: Path, state) -> Path:
                    + ", ".join(f"round {d['round']} at epoch {d['pruned']['epoch']} of {d['pruned']['epochs']}"
                                for d in pruned) + ")") if pruned else ""
         lines += ["", f"Where the seconds went: {spent_text(state.spent())}{stopped}."]
-        filled = (state.decisions.get(0) or {}).get("filled")
-        if filled:  # loop.fill_below: the budget was round 0's
-            lines.append(f"- round 0: {fill_reason(filled)}.")
+        if state.filled:  # loop.fill_below: the budget was round 0's
+            lines.append(f"- round 0: {fill_reason(state.filled)}.")
     for cut in state.confirmation_cuts:
         lines.append(f"- round {cut['round']}: confirmation cut to {cut['seeds']} of {cut['wanted']} seeds "
                      f"(the budget had {cut['runs_left']} training runs left).")
