@@ -74,6 +74,21 @@ def test_strategy_study_at_toy_size_writes_table_plot_json_and_resumes(tmp_path,
     again = strategies.study(["digits"], ["iterative", "random"], [0], runs=2, epochs=1, out=out, extra=[],
                              console=Console(file=io.StringIO()))
     assert again["results"] == raw
+    assert {u["budget"] for u in raw.values()} == {"runs"}
+    with pytest.raises(ValueError, match=r"digits/iterative/0 ran with --budget runs.*--budget seconds"):
+        strategies.study(["digits"], ["iterative"], [0], runs=2, epochs=1, out=out, extra=[],
+                         console=Console(file=io.StringIO()), budget="seconds")  # its loop would be compared as if
+
+
+def test_the_suites_give_the_loops_the_long_runs_seconds_and_refuse_units_run_under_runs(tmp_path):
+    out = tmp_path / "quick"
+    out.mkdir()
+    ran = {"orientation/zero_shot_long/0": {"budget": "runs"}, "orientation/iterative/0": {"budget": "runs"}}
+    (out / "results.json").write_text(json.dumps(ran))
+    with pytest.raises(ValueError, match=r"orientation/iterative/0 ran with --budget runs, this study asks for "
+                                         r"--budget seconds"):
+        main(["strategies", "--suite", "quick", "--out", str(out)])  # refused before anything trains
+    assert not (out / "data").exists()
 
 
 def test_each_study_seed_draws_its_own_split_unless_one_is_pinned(tmp_path):

@@ -45,17 +45,17 @@ def build_parser(description: str) -> argparse.ArgumentParser:
                                 "all_at_once, random, optuna")
     strat.add_argument("--suite", choices=sorted(SUITES),
                        help="a named study of the generated task kinds (bench/tasks.py): quick (about 11 minutes on "
-                            "a 2-core CPU) or full (about 6-7 hours; rerun with the same --out to resume); sets the "
+                            "a 2-core CPU) or full (6-10 hours; rerun with the same --out to resume); sets the "
                             "defaults of the options below")
     strat.add_argument("--datasets", help="comma-separated dataset configs or suite tasks "
                                           f"({','.join(TASKS)}); default: digits,shapes,shapes_hard")
     strat.add_argument("--seeds", type=int, help="seeds 0..S-1 (default 3)")
     strat.add_argument("--runs", type=int, help="training runs per strategy (zero_shot: 1; default 8)")
     strat.add_argument("--epochs", type=int, help="epochs of every training run (default 3)")
-    strat.add_argument("--budget", choices=["runs", "seconds"], default="runs",
+    strat.add_argument("--budget", choices=["runs", "seconds"],
                        help="runs: every strategy gets --runs training runs; seconds: the loop strategies get "
                             "zero_shot_long's training seconds (same dataset and seed) as loop.time_budget and "
-                            "spend them as they judge best")
+                            "spend them as they judge best (default: the suite's, seconds; without --suite: runs)")
     strat.add_argument("--strategies", help=f"comma-separated, from {','.join(STRATEGIES)} (default: "
                                             f"{','.join(DEFAULT_STRATEGIES)})")
     strat.add_argument("--out", type=Path, default=Path("outputs/bench/strategies"),
@@ -109,7 +109,7 @@ def main(argv=None) -> None:
                         args.strategies.split(",") if args.strategies else suite.strategies,
                         list(range(args.seeds if args.seeds is not None else suite.seeds)),
                         args.runs or suite.runs, args.epochs or suite.epochs, args.out, args.overrides,
-                        budget=args.budget)
+                        budget=args.budget or suite.budget)
         print("\n" + results["table"])
         print(f"table, plots and raw results in {args.out}/ (table.md, strategies.png, paired.png, results.json)")
         if args.json:

@@ -48,6 +48,7 @@ LOOPS = {"zero_shot": "greedy", "zero_shot_long": "greedy", "iterative": "greedy
          "iterative_paired": "paired", "iterative_confirm": "confirm", "all_at_once": "greedy"}  # strategy -> loop.accept
 BLIND = "_blind"  # a suite task's name + this: the task run without a description and under a name that says nothing
 STRATEGIES = [*LOOPS, "random", "optuna"]
+REFERENCE = "zero_shot_long"  # what a practitioner tries first: every strategy is compared with it
 DEFAULT_STRATEGIES = ["zero_shot", "zero_shot_long", "iterative", "all_at_once", "random", "optuna"]
 log = logging.getLogger("improve.bench")
 
@@ -61,12 +62,14 @@ class Suite:
     runs: int  # training runs per strategy (zero_shot: 1; zero_shot_long: 1 of runs x epochs)
     epochs: int  # epochs of every training run
     strategies: List[str]
+    budget: str = "runs"  # what a loop strategy is given (BUDGETS): `runs` runs, or zero_shot_long's training seconds
 
 
-SUITES = {  # `--suite quick` for iterating on this CPU (about 11 minutes), `--suite full` for the study
+SUITES = {  # `--suite quick` for iterating on this CPU (about 11 minutes), `--suite full` for the study; both give
+    # the loops zero_shot_long's seconds: the budget is compute, and a loop spends it as it judges best
     "quick": Suite(["orientation", "fine_detail", "noisy_labels", "shifted_test", "colour"], 2, 3, 2,
-                   ["zero_shot_long", "iterative"]),
-    "full": Suite([*TASKS, "mirror" + BLIND], 5, 5, 3, STRATEGIES),
+                   ["zero_shot_long", "iterative"], "seconds"),
+    "full": Suite([*TASKS, "mirror" + BLIND], 5, 5, 3, STRATEGIES, "seconds"),
 }
 
 
@@ -200,6 +203,7 @@ def run_search(cfg, out: Path, strategy: str, runs: int, base: Dict[str, Dict], 
 
 
 BUDGETS = ("seconds", "runs")  # what a loop strategy is given: zero_shot_long's training seconds, or `runs` runs
+BUDGETED = [s for s in LOOPS if s not in ("zero_shot", REFERENCE)]  # what a loop strategy trains depends on the budget
 COMPUTE_ROUNDS = 4  # --budget seconds: rounds a loop may start, per run of the budget (the seconds stop it first)
 
 
@@ -316,9 +320,6 @@ def summarise(results: Dict[str, Dict], datasets: List[str], strategies: List[st
                                "selected validation accuracy minus the final test accuracy. The last column stops every strategy at "
                                "the training seconds of zero_shot_long's one run (same dataset and seed) and tests "
                                "the incumbent it had then.\n")
-
-
-REFERENCE = "zero_shot_long"  # what a practitioner tries first: every strategy is compared with it
 
 
 def _by_seed(results: Dict[str, Dict], d: str, s: str, seeds: List[int]) -> Dict[str, List[Optional[float]]]:
@@ -442,6 +443,18 @@ def plot(results: Dict[str, Dict], datasets: List[str], strategies: List[str], s
     return path
 
 
+def refuse_other_budget(results: Dict[str, Dict], results_file: Path, budget: str, keys: List[str]) -> None:
+    """A resumed study reuses its units; a loop unit that ran under another budget would be compared as if it had
+    not (a unit without `budget` predates the field and ran under `runs`)."""
+    for key in keys:
+        unit = results.get(key)
+        ran = unit.get("budget", "runs") if unit else budget
+        if key.split("/")[1] in BUDGETED and ran != budget:
+            raise ValueError(f"{results_file}: unit {key} ran with --budget {ran}, this study asks for --budget "
+                             f"{budget}; rerun with --budget {ran} to resume it, or give another --out (or remove "
+                             f"that task's units of the loop strategies from results.json) to run under {budget}")
+
+
 def study(datasets: List[str], strategies: List[str], seeds: List[int], runs: int, epochs: int, out: Path,
           extra: List[str], timeout: float = 900.0, console: Optional[Console] = None,
           budget: str = "runs") -> Dict[str, Any]:
@@ -461,6 +474,8 @@ def study(datasets: List[str], strategies: List[str], seeds: List[int], runs: in
     out.mkdir(parents=True, exist_ok=True)
     results_file = out / "results.json"
     results = json.loads(results_file.read_text()) if results_file.is_file() else {}
+    refuse_other_budget(results, results_file, budget,
+                        [f"{d}/{s}/{seed}" for d in datasets for seed in seeds for s in strategies])
     cache_dir = out / "cache"
     for d in datasets:
         for seed in seeds:
@@ -473,6 +488,7 @@ def study(datasets: List[str], strategies: List[str], seeds: List[int], runs: in
                 zero = results.get(f"{d}/zero_shot/{seed}") or {}
                 results[key] = run_unit(d, s, seed, runs, epochs, out, cache_dir, extra, timeout,
                                         long["train_s"] if long else None, zero.get("base"))
+                results[key]["budget"] = budget
                 best = max([v for v in results[key]["vals"] if v is not None], default=math.nan)
                 console.print(f"{key}: best val {best:.4f}, test {results[key]['test_acc']}, "
                               f"{results[key]['wall_s']} s", highlight=False)
