@@ -52,6 +52,9 @@ def test_strategy_study_at_toy_size_writes_table_plot_json_and_resumes(tmp_path,
     table = (out / "table.md").read_text()
     assert "| digits | random | 2.0 |" in table and "optimism" in table and "± " in result["table"]
     assert "test acc at equal training s" in table
+    head = next(x for x in table.splitlines() if x.startswith("| strategy | final test acc |"))
+    row = next(x for x in table.splitlines() if x.startswith("| zero_shot_long |"))
+    assert head.split("|")[6].count(" / ") == row.split("|")[6].count(" / ") == len(strategies.SPENT) - 1
     assert all(u["incumbents"] and abs(u["incumbents"][-1][1] - u["test_acc"]) < 1e-4 for u in raw.values())
     assert (out / "strategies.png").stat().st_size > 5000
     assert not list(out.rglob("*.ckpt"))  # finished units keep their results, not their checkpoints

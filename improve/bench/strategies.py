@@ -345,7 +345,7 @@ def paired_summary(results: Dict[str, Dict], datasets: List[str], strategies: Li
                  if task in TASKS else "")
         lines += ["", f"### {d}{wrong}", "",
                   f"| strategy | final test acc | Δ vs {REFERENCE}, equal runs | test acc at equal s | Δ vs "
-                  f"{REFERENCE}, equal s | seconds: kept / reverted / pruned / failed / confirm / end |",
+                  f"{REFERENCE}, equal s | seconds: {' / '.join(k.replace('_', ' ') for k in SPENT)} |",
                   "|---|---|---|---|---|---|"]
         ref = _by_seed(results, d, REFERENCE, seeds)
         for s in present:
