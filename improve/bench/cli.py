@@ -21,7 +21,7 @@ from pathlib import Path
 
 from improve.bench.llm import format_summary, llm_summary
 from improve.bench.speed import bench_cache, bench_flip, bench_loop_work, bench_round, bench_throughput
-from improve.bench.strategies import DEFAULT_STRATEGIES, STRATEGIES, SUITES, Suite, study
+from improve.bench.strategies import BUDGETS, DEFAULT_STRATEGIES, STRATEGIES, SUITES, Suite, study
 from improve.bench.tasks import TASKS
 
 
@@ -52,7 +52,7 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     strat.add_argument("--seeds", type=int, help="seeds 0..S-1 (default 3)")
     strat.add_argument("--runs", type=int, help="training runs per strategy (zero_shot: 1; default 8)")
     strat.add_argument("--epochs", type=int, help="epochs of every training run (default 3)")
-    strat.add_argument("--budget", choices=["runs", "seconds"],
+    strat.add_argument("--budget", choices=BUDGETS,
                        help="runs: every strategy gets --runs training runs; seconds: the loop strategies get "
                             "zero_shot_long's training seconds (same dataset and seed) as loop.time_budget and "
                             "spend them as they judge best (default: the suite's, seconds; without --suite: runs)")

@@ -223,7 +223,7 @@ def run_unit(dataset: str, strategy: str, seed: int, runs: int, epochs: int, out
         long = [f"trainer.epochs={runs * epochs}"]
         cfg = _loop_cfg(dataset, seed, runs * epochs, unit_dir, cache_dir, [*extra, *long])
         result = run_loop(cfg, unit_dir, strategy, 1, long)
-    elif strategy in LOOPS and seconds is not None and strategy != "zero_shot":
+    elif strategy in BUDGETED and seconds is not None:
         first = [f"trainer.epochs={epochs}"]  # round 0 as under equal runs; later rounds may train longer
         cfg = _loop_cfg(dataset, seed, runs * epochs, unit_dir, cache_dir, [*extra, *first])
         result = run_loop(cfg, unit_dir, strategy, COMPUTE_ROUNDS * runs, first, time_budget=seconds)
@@ -447,8 +447,7 @@ def refuse_other_budget(results: Dict[str, Dict], results_file: Path, budget: st
     """A resumed study reuses its units; a loop unit that ran under another budget would be compared as if it had
     not (a unit without `budget` predates the field and ran under `runs`)."""
     for key in keys:
-        unit = results.get(key)
-        ran = unit.get("budget", "runs") if unit else budget
+        ran = results[key].get("budget", "runs") if key in results else budget
         if key.split("/")[1] in BUDGETED and ran != budget:
             raise ValueError(f"{results_file}: unit {key} ran with --budget {ran}, this study asks for --budget "
                              f"{budget}; rerun with --budget {ran} to resume it, or give another --out (or remove "
