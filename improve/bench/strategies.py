@@ -378,8 +378,9 @@ def paired_summary(results: Dict[str, Dict], datasets: List[str], strategies: Li
                                "95% Student-t interval in brackets; * when the interval excludes 0. Equal s: every "
                                f"strategy stopped at the training seconds of {REFERENCE}'s one run and tested with the "
                                "incumbent it had then. Seconds: mean per seed, the training of kept, reverted, "
-                               "pruned and failed runs, confirmation runs, and the end of run; the share of them that "
-                               "bought a reverted or pruned round.\n" if lines else "")
+                               "pruned and failed runs, confirmation runs, the loop's own work between rounds, and "
+                               "the end of run; the share of them that bought a reverted or pruned round.\n"
+                               if lines else "")
 
 
 def plot_paired(results: Dict[str, Dict], datasets: List[str], strategies: List[str], seeds: List[int],
