@@ -157,11 +157,13 @@ def test_a_look_reads_round_zeros_errors_then_the_same_schedule_goes_on_from_its
     proposal = [e for e in events if e["event"] == "proposal" and e["round"] == 1][0]
     assert proposal["resumes"] == 0 and proposal["pipeline"]["trainer"]["epochs"] == 3
     frozen = yaml.safe_load((round_dir(run, 1) / "config.yaml").read_text())
-    assert frozen["ckpt_path"].endswith("rounds/00/checkpoints/last.ckpt") and frozen["prune"] is None
+    assert frozen["ckpt_path"].endswith("rounds/00/checkpoints/look.ckpt") and frozen["prune"] is None
     first = json.loads((round_dir(run, 0) / "metrics.json").read_text())
     after = json.loads((round_dir(run, 1) / "metrics.json").read_text())
     assert len(first["epochs"]) == 1 and first["stopped"] == {"epoch": 1, "epochs": 3}
-    assert len(after["epochs"]) == 2, after["epochs"]  # epochs 2 and 3 of the same schedule, not three more
+    # epochs 2 and 3 of the same schedule, not three more, nor epoch 1's end again; timed from its own start
+    assert [e["epoch"] for e in after["epochs"]] == [1, 2], after["epochs"]
+    assert after["epochs"][0]["seconds"] < first["timings"]["fit_s"] + after["timings"]["fit_s"] / 2
     lrs = [e["lr"] for e in after["epochs"]]  # each epoch's last: one cosine over three epochs is at a quarter of
     # its peak after two (a restarted one would be at half or more), and ends at min_lr
     assert lrs[0] < 0.3 * cfg.trainer.lr and lrs[1] == cfg.trainer.min_lr, lrs

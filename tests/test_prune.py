@@ -105,6 +105,14 @@ def test_a_run_with_a_deadline_ends_at_the_epoch_after_which_one_more_would_not_
     assert (tmp_path / "cut" / "checkpoints" / "best.ckpt").is_file() and cut["best_val_acc"] is not None
 
 
+def test_a_resumed_runs_deadline_counts_its_own_seconds_not_those_of_the_run_it_goes_on_from():
+    from improve.pipeline.pruning import Deadline
+
+    deadline = Deadline(30.0, record=None)
+    deadline.load_state_dict({"time_elapsed": {"train": 25.0, "validate": 3.0}})  # what the checkpoint's run spent
+    assert deadline.time_elapsed() == 0.0  # Lightning's Timer would start this run at 25 s of its 30
+
+
 def test_a_rounds_deadline_is_the_time_left_less_what_a_round_costs_beyond_training():
     from improve.refine.final_phase import MIN_DEADLINE_S, OVERHEAD_SLACK, Pace, deadline_reason, deadline_s
 

@@ -16,9 +16,9 @@ on one line and starts no other round.
 A budget between `below_rounds` and `look_below` runs (the loop sets look_below where round 0 would leave too
 little before the final phase's reserve for exploring rounds, `refine/final_phase.look_below`) buys one long run
 with a look: the schedule is re-planned for all the epochs the budget buys, less a second start, and the run stops
-after its planned epochs (`filled.look`) with checkpoints/last.ckpt. The loop reads its validation errors there: when
+after its planned epochs (`filled.look`) with checkpoints/look.ckpt. The loop reads its validation errors there: when
 they call for a fix it makes it (a fix is worth more than training longer); when they do not, the next round goes on
-from last.ckpt with the same schedule to its end (`continued_pipeline`), which is one long run of the first pipeline
+from look.ckpt with the same schedule to its end (`continued_pipeline`), which is one long run of the first pipeline
 with a look in it, not a look and a restarted schedule (in the study full2 on `imbalanced`, a look and a restarted
 schedule trained 11-13 epochs where one long run trained 15 in the same seconds, and ended 0.028 behind it).
 
@@ -30,10 +30,12 @@ import copy
 import math
 import statistics
 import time
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import lightning as L
 
+LOOK_CHECKPOINT = "look.ckpt"  # in the run's checkpoints/: where a look stopped, for its continuation (`ckpt_path`)
 OVERHEAD_SLACK = 1.25  # the run's seconds outside its epochs (before training, and the best checkpoint's predictions
 # after it, about one validation pass), as measured on its first epoch, times this: they vary from run to run
 PARENT_S = 0.5  # the loop's own seconds around a round (start, reading its files, the decision), which the run
@@ -57,6 +59,7 @@ class FillBudget(L.Callback):
         self._epochs_s: List[float] = []  # each epoch's seconds (the first's less what only it paid)
         self._epoch_end = 0.0  # when the last epoch ended
         self._plan: Optional[Dict[str, Any]] = None  # the plan while the run fills the budget
+        self._looked = False  # it stopped for a look
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.start = time.perf_counter()
@@ -104,10 +107,18 @@ class FillBudget(L.Callback):
                                                              [trainer.current_epoch + 1, epochs]]})
         look = (self._plan or {}).get("look")
         if look and not self._plan.get("kept") and trainer.current_epoch + 1 >= look:
-            trainer.should_stop = True  # the look: the loop reads its errors, then goes on from last.ckpt
+            trainer.should_stop = True  # the look: the loop reads its errors, then goes on from LOOK_CHECKPOINT
+            self._looked = True
             if trainer.is_global_zero:
                 self.record.update(stopped={"epoch": trainer.current_epoch + 1, "epochs": trainer.max_epochs})
         self._epoch_end = now
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """A look's checkpoint, written once its last epoch is complete: a run resumed from it starts the next epoch
+        (resumed from last.ckpt, written while the epoch was still open, Lightning goes through that epoch's end once
+        more, a second validation pass)."""
+        if self._looked and trainer.checkpoint_callback is not None:
+            trainer.save_checkpoint(Path(trainer.checkpoint_callback.dirpath) / LOOK_CHECKPOINT)
 
     def _apply(self, trainer: L.Trainer, pl_module: L.LightningModule, plan: Dict[str, Any]) -> None:
         """The run's schedule and length re-planned for plan["epochs"], and metrics.json's `filled`."""

@@ -17,7 +17,7 @@ When the budget is too small for round 0 and EXPLORE_ROUNDS rounds before the re
 phase would start right after round 0 with a schedule restarted on its weights; instead round 0 re-plans its schedule
 for the whole budget after its first epoch and stops after its planned epochs, a look (`pipeline/fill.py`). Its
 errors are read there; unless they call for a fix, the final phase is the look's continuation (`continuation`): the
-same run goes on from round 0's checkpoints/last.ckpt, its schedule planned for what the time left buys.
+same run goes on from round 0's checkpoints/look.ckpt, its schedule planned for what the time left buys.
 
 Every round under a time budget, this one included, is also stopped by the clock (the train config's `deadline_s`,
 `pipeline/pruning.Deadline`): its epochs may take what is left of the budget, less OVERHEAD_SLACK times the

@@ -35,7 +35,7 @@ from improve.journal.events import (Decision, Diagnosed, Profile, Proposal, Reco
 from improve.journal.log import Journal
 from improve.llm import BudgetExhausted
 from improve.pipeline import hardware
-from improve.pipeline.fill import continued_pipeline, fill_reason, filled_pipeline
+from improve.pipeline.fill import LOOK_CHECKPOINT, continued_pipeline, fill_reason, filled_pipeline
 from improve.pipeline.process import warm_up
 from improve.pipeline.confusion import confusion_summary
 from improve.pipeline.record import curve_summary
@@ -264,7 +264,7 @@ class Refinement:
         return Candidate(pipeline, FINAL, "trainer", why, preflight)
 
     def _continuation(self, state: State, r: int) -> Optional[Candidate]:
-        """The final phase after a look (`pipeline/fill.py`): round 0 goes on from its checkpoints/last.ckpt with its
+        """The final phase after a look (`pipeline/fill.py`): round 0 goes on from its checkpoints/look.ckpt with its
         schedule, planned for what the time left buys, when it is still the incumbent and the time left buys an epoch
         (otherwise the final phase is planned as usual). None for any other run, and once the final phase ran."""
         filled, inc = state.filled, state.incumbent
@@ -282,8 +282,8 @@ class Refinement:
         return Candidate(pipeline, FINAL, "trainer", continuation_rationale(filled["look"], epochs, left), resumes=0)
 
     def _look_checkpoint(self) -> Path:
-        """Where a look left its run to go on from: round 0's checkpoints/last.ckpt."""
-        return round_dir(self.run_dir, 0) / "checkpoints" / "last.ckpt"
+        """Where a look left its run to go on from: round 0's checkpoints/look.ckpt."""
+        return round_dir(self.run_dir, 0) / "checkpoints" / LOOK_CHECKPOINT
 
     def _fix_pending(self, state: State, r: int) -> bool:
         """Whether the incumbent's errors, read just before round r, found a cause the pipeline still has: that

@@ -30,7 +30,7 @@ class Candidate:
     rationale: str
     preflight: Optional[Preflight] = None
     repairs: int = 0  # rejected replies before this one
-    resumes: Optional[int] = None  # a look's continuation: the round whose checkpoints/last.ckpt it goes on from
+    resumes: Optional[int] = None  # a look's continuation: the round whose checkpoints/look.ckpt it goes on from
 
     @classmethod
     def from_proposal(cls, event: Dict[str, Any]) -> "Candidate":

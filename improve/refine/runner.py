@@ -37,12 +37,11 @@ class Runner:
                ckpt_path: Optional[Path] = None) -> Dict[str, Any]:
         """The complete train config of `pipeline` writing into `output_dir`, starting from the weights its round
         copied when it warm-starts, stopped early behind `prune`'s reference curve when given (`refine/prune.py`),
-        before `deadline_s` seconds of training, filling a small budget under `fill` (`pipeline/fill.py`; with a
-        look it keeps checkpoints/last.ckpt to go on from), going on from `ckpt_path` (a look's continuation)."""
+        before `deadline_s` seconds of training, filling a small budget under `fill` (`pipeline/fill.py`), going on
+        from `ckpt_path` (a look's continuation)."""
         return {**train_config(self.cfg, pipeline, output_dir),
                 "init_checkpoint": None if ckpt_path else init_checkpoint(self.run_dir, pipeline, output_dir),
-                "prune": prune, "deadline_s": deadline_s, "fill": fill,
-                "save_last": bool(fill and fill.get("look_below")), "ckpt_path": str(ckpt_path) if ckpt_path else None}
+                "prune": prune, "deadline_s": deadline_s, "fill": fill, "ckpt_path": str(ckpt_path) if ckpt_path else None}
 
     def run(self, config: Dict[str, Any], output_dir: Path, live: bool = False,
             keep: Iterable[str] = frozenset(), folds: Optional[int] = None) -> Dict[str, Any]:
