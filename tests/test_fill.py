@@ -115,10 +115,11 @@ def test_a_budget_between_fill_below_and_look_below_runs_is_one_long_schedule_wi
 
 
 def test_the_look_threshold_is_round_zero_and_two_rounds_before_the_reserve(compose_loop):
-    from improve.refine.final_phase import EXPLORE_ROUNDS, look_below
+    from improve.refine.final_phase import EXPLORE_ROUNDS, LOOK_SLACK, look_below
 
     loop = compose_loop("loop.time_budget=60").loop
-    assert look_below(loop) == (1 + EXPLORE_ROUNDS) / (1 - loop.final_phase) and round(look_below(loop), 2) == 4.29
+    assert look_below(loop) == LOOK_SLACK * (1 + EXPLORE_ROUNDS) / (1 - loop.final_phase)
+    assert round(look_below(loop), 2) == 4.71  # 1.1 x (1 + 2) / (1 - 0.3)
     assert look_below(compose_loop("loop.time_budget=60", "loop.diagnose=false").loop) == 0.0  # nothing to read
     assert look_below(compose_loop("loop.time_budget=0").loop) == 0.0
     assert look_below(compose_loop("loop.time_budget=60", "loop.fill_below=0").loop) == 0.0

@@ -235,7 +235,7 @@ def test_a_time_budget_ends_with_the_incumbent_trained_long_from_its_weights(tmp
     agent = Recording()
     monkeypatch.setattr("improve.refine.loop.make_agent", lambda llm, *args: (agent, "agent: scripted"))
     cfg = compose_loop("loop.rounds=20", "loop.max_epochs=3", "loop.time_budget=45", "loop.final_phase=0.5",
-                       "loop.average_top_k=0")
+                       "loop.average_top_k=0", "loop.fill_below=0")  # no look on a slow machine: rounds explore
     out = io.StringIO()
     Refinement(cfg, tmp_path / "run", console=Console(file=out, width=300)).run()
     ds = decisions(tmp_path / "run")
