@@ -1,15 +1,13 @@
 """loop.fill_below: under a time budget too small for a look and another round, round 0 trains what it buys."""
 import io
-import json
 
-import pytest
 import yaml
 from rich.console import Console
 
 from improve.agents import HeuristicAgent
 from improve.config.paths import round_dir
-from improve.pipeline.fill import (OVERHEAD_SLACK, PARENT_S, after_s, continued_pipeline, fill_plan,
-                                   filled_pipeline, nearest, replanned)
+from improve.pipeline.fill import (OVERHEAD_SLACK, PARENT_S, after_s, fill_plan, filled_pipeline, nearest,
+                                   replanned)
 from improve.pipeline.train import train
 from improve.refine.loop import Refinement
 from improve.refine.state import State
@@ -97,87 +95,3 @@ def test_without_a_time_budget_round_zero_keeps_its_plan(tmp_path, compose_loop)
     Refinement(cfg, tmp_path / "run", console=Console(file=io.StringIO()), agent=HeuristicAgent()).run()
     frozen = yaml.safe_load((round_dir(tmp_path / "run", 0) / "config.yaml").read_text())
     assert frozen["fill"] is None and "filled" not in decisions(tmp_path / "run")[0]
-
-
-def test_a_budget_between_fill_below_and_look_below_runs_is_one_long_schedule_with_a_look():
-    outside = OVERHEAD_SLACK * (1.0 + 0.5) + PARENT_S  # 2.375 s besides its epochs
-    run_s = 2 * 4.0 + outside  # 2 epochs of 4 s: 10.375 s a run
-    assert fill_plan(4.3 * run_s, 2.0, 40, planned=2, epoch_s=4.0, before_s=1.0, val_s=0.5, look_below=4.2) is None
-    plan = fill_plan(4.0 * run_s, 2.0, 40, planned=2, epoch_s=4.0, before_s=1.0, val_s=0.5, look_below=4.2)
-    # 41.5 s less two runs' seconds outside their epochs (4.75 s): 36.75 / 4 = 9.2 epochs; it stops after 2 of them
-    assert plan == {"planned": 2, "epochs": 9, "seconds": 41.5, "epoch_s": 4.0, "outside_s": 2.38, "look": 2,
-                    "second_s": 2.38}
-    # below fill_below it fills without a look, as before
-    assert "look" not in fill_plan(1.5 * run_s, 2.0, 40, planned=2, epoch_s=4.0, before_s=1.0, val_s=0.5,
-                                   look_below=4.2)
-    # a look that the budget cannot continue past its planned epochs is no look: the run goes on as planned
-    assert fill_plan(4.0 * run_s, 2.0, 2, planned=2, epoch_s=4.0, before_s=1.0, val_s=0.5, look_below=4.2) is None
-
-
-def test_the_look_threshold_is_round_zero_and_two_rounds_before_the_reserve(compose_loop):
-    from improve.refine.final_phase import EXPLORE_ROUNDS, LOOK_SLACK, look_below
-
-    loop = compose_loop("loop.time_budget=60").loop
-    assert look_below(loop) == LOOK_SLACK * (1 + EXPLORE_ROUNDS) / (1 - loop.final_phase)
-    assert round(look_below(loop), 2) == 4.71  # 1.1 x (1 + 2) / (1 - 0.3)
-    assert look_below(compose_loop("loop.time_budget=60", "loop.diagnose=false").loop) == 0.0  # nothing to read
-    assert look_below(compose_loop("loop.time_budget=0").loop) == 0.0
-    assert look_below(compose_loop("loop.time_budget=60", "loop.fill_below=0").loop) == 0.0
-
-
-def test_the_look_keeps_its_planned_epochs_and_its_continuation_trains_them_all():
-    pipeline = {"trainer": {"epochs": 3, "warmup_epochs": 1.0}, "model": {"name": "resnet10t"}}
-    assert filled_pipeline(pipeline, {"epochs": 12, "look": 3})["trainer"]["epochs"] == 3
-    assert continued_pipeline(pipeline, 12)["trainer"] == {"epochs": 12, "warmup_epochs": 1.0}
-    from improve.refine.final_phase import Pace, continuation_epochs
-
-    pace = Pace(epoch_s=4.5, overhead_s=2.0, round_s=15.5, outside_s=2.0)  # the look's: a slow first epoch
-    filled = {"epochs": 12, "look": 3, "epoch_s": 4.0}
-    assert continuation_epochs(filled, 40.0, pace, 40) == 12  # (40 - 2.5) / 4 = 9.4 more: the plan's 9
-    assert continuation_epochs(filled, 20.0, pace, 40) == 7  # a fix tried since: 17.5 / 4 = 4.4 more
-    assert continuation_epochs(filled, 20.0, pace, 5) == 5
-    assert continuation_epochs(filled, 3.0, pace, 40) == 3  # buys none: no continuation
-
-
-@pytest.mark.slow
-def test_a_look_reads_round_zeros_errors_then_the_same_schedule_goes_on_from_its_checkpoint(tmp_path, compose_loop):
-    # final_phase=0.9: round 0 and two rounds need 30 runs of it before the reserve, more than 60 s buy (3-4 s a run)
-    cfg = compose_loop("trainer.epochs=1", "loop.max_epochs=3", "loop.rounds=5", "loop.time_budget=60",
-                       "loop.fill_below=0.01", "loop.final_phase=0.9", "loop.average_top_k=0")
-    out = io.StringIO()
-    Refinement(cfg, tmp_path / "run", ["trainer.epochs=1"], console=Console(file=out, width=300),
-               agent=HeuristicAgent()).run()
-    run = tmp_path / "run"
-    events = Journal(run / "journal.jsonl").events()
-    ds = decisions(run)
-    text = out.getvalue()
-    assert [d["author"] for d in ds] == ["architect", "final phase"], (ds, text)
-    assert ds[0]["filled"]["look"] == 1 and ds[0]["filled"]["epochs"] == 3, ds[0]["filled"]
-    assert "stopped after 1, a look at its errors" in ds[0]["reason"]
-    assert [e["of_round"] for e in events if e["event"] == "diagnosed"] == [0]  # its errors were read at the look
-    proposal = [e for e in events if e["event"] == "proposal" and e["round"] == 1][0]
-    assert proposal["resumes"] == 0 and proposal["pipeline"]["trainer"]["epochs"] == 3
-    frozen = yaml.safe_load((round_dir(run, 1) / "config.yaml").read_text())
-    assert frozen["ckpt_path"].endswith("rounds/00/checkpoints/look.ckpt") and frozen["prune"] is None
-    first = json.loads((round_dir(run, 0) / "metrics.json").read_text())
-    after = json.loads((round_dir(run, 1) / "metrics.json").read_text())
-    assert len(first["epochs"]) == 1 and first["stopped"] == {"epoch": 1, "epochs": 3}
-    # epochs 2 and 3 of the same schedule, not three more, nor epoch 1's end again; timed from its own start
-    assert [e["epoch"] for e in after["epochs"]] == [1, 2], after["epochs"]
-    assert after["epochs"][0]["seconds"] < first["timings"]["fit_s"] + after["timings"]["fit_s"] / 2
-    lrs = [e["lr"] for e in after["epochs"]]  # each epoch's last: one cosine over three epochs is at a quarter of
-    # its peak after two (a restarted one would be at half or more), and ends at min_lr
-    assert lrs[0] < 0.3 * cfg.trainer.lr and lrs[1] == cfg.trainer.min_lr, lrs
-    assert "the look's continuation" in text and "stopping: the final phase ran" in text
-    state = State.of(Journal(run / "journal.jsonl"))
-    if ds[1]["decision"] == "kept":  # the pipeline it trained: three epochs in one schedule, retrainable as such
-        assert state.incumbent["pipeline"]["trainer"]["epochs"] == 3
-
-    # killed after the continuation trained, before its decision: the resumed run judges it without training again
-    lines = (run / "journal.jsonl").read_text().splitlines(keepends=True)
-    cut = next(i for i, line in enumerate(lines) if '"decision"' in line and '"round": 1' in line)
-    (run / "journal.jsonl").write_text("".join(lines[:cut]))
-    out = io.StringIO()
-    Refinement(cfg, run, console=Console(file=out, width=300), agent=HeuristicAgent()).run()
-    assert "round 1: its training had finished before the interruption" in out.getvalue(), out.getvalue()
-    assert [d["author"] for d in decisions(run)] == ["architect", "final phase"]

@@ -105,14 +105,6 @@ def test_a_run_with_a_deadline_ends_at_the_epoch_after_which_one_more_would_not_
     assert (tmp_path / "cut" / "checkpoints" / "best.ckpt").is_file() and cut["best_val_acc"] is not None
 
 
-def test_a_resumed_runs_deadline_counts_its_own_seconds_not_those_of_the_run_it_goes_on_from():
-    from improve.pipeline.pruning import Deadline
-
-    deadline = Deadline(30.0, record=None)
-    deadline.load_state_dict({"time_elapsed": {"train": 25.0, "validate": 3.0}})  # what the checkpoint's run spent
-    assert deadline.time_elapsed() == 0.0  # Lightning's Timer would start this run at 25 s of its 30
-
-
 def test_a_rounds_deadline_is_the_time_left_less_what_a_round_costs_beyond_training():
     from improve.refine.final_phase import MIN_DEADLINE_S, OVERHEAD_SLACK, Pace, deadline_reason, deadline_s
 
@@ -235,7 +227,7 @@ def test_a_time_budget_ends_with_the_incumbent_trained_long_from_its_weights(tmp
     agent = Recording()
     monkeypatch.setattr("improve.refine.loop.make_agent", lambda llm, *args: (agent, "agent: scripted"))
     cfg = compose_loop("loop.rounds=20", "loop.max_epochs=3", "loop.time_budget=45", "loop.final_phase=0.5",
-                       "loop.average_top_k=0", "loop.fill_below=0")  # no look on a slow machine: rounds explore
+                       "loop.average_top_k=0")
     out = io.StringIO()
     Refinement(cfg, tmp_path / "run", console=Console(file=out, width=300)).run()
     ds = decisions(tmp_path / "run")

@@ -217,12 +217,10 @@ class TrainConfig(Groups):
                                            "epoch's end when one more as long as the longest so far would not fit, "
                                            "mid-epoch if one runs over; set by the loop under loop.time_budget",
                                      gt=0.0)
-    fill: Optional[Dict[str, Any]] = _f(None, "{seconds, below_rounds, max_epochs, look_below}: after the first "
-                                              "epoch, when `seconds` buy fewer than below_rounds runs as planned, "
-                                              "re-plan the schedule for all the epochs they buy; fewer than "
-                                              "look_below, the same for a run in two parts, stopping after the "
-                                              "planned epochs (a look; pipeline/fill.py); set by the loop for round "
-                                              "0 under loop.fill_below")
+    fill: Optional[Dict[str, Any]] = _f(None, "{seconds, below_rounds, max_epochs}: after the first epoch, when "
+                                              "`seconds` buy fewer than below_rounds runs as planned, re-plan the "
+                                              "schedule for all the epochs they buy (pipeline/fill.py); set by the "
+                                              "loop for round 0 under loop.fill_below")
 
 
 @dataclass

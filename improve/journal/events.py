@@ -123,7 +123,6 @@ class Proposal(Event):
     repairs: int  # rejected replies before this one
     candidate: Optional[int] = None  # with loop.candidates: which candidate was picked
     of_candidates: Optional[int] = None  # ... of how many
-    resumes: Optional[int] = None  # a look's continuation: the round whose checkpoints/look.ckpt it goes on from
 
 
 @dataclass

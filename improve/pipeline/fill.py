@@ -13,15 +13,6 @@ from the median epoch so far and the seconds left (`replanned`): one slow or fas
 length alone. metrics.json says `filled: {planned, epochs, seconds, epoch_s, outside_s, replans}`; the loop says so
 on one line and starts no other round.
 
-A budget between `below_rounds` and `look_below` runs (the loop sets look_below where round 0 would leave too
-little before the final phase's reserve for exploring rounds, `refine/final_phase.look_below`) buys one long run
-with a look: the schedule is re-planned for all the epochs the budget buys, less a second start, and the run stops
-after its planned epochs (`filled.look`) with checkpoints/look.ckpt. The loop reads its validation errors there: when
-they call for a fix it makes it (a fix is worth more than training longer); when they do not, the next round goes on
-from look.ckpt with the same schedule to its end (`continued_pipeline`), which is one long run of the first pipeline
-with a look in it, not a look and a restarted schedule (in the study full2 on `imbalanced`, a look and a restarted
-schedule trained 11-13 epochs where one long run trained 15 in the same seconds, and ended 0.028 behind it).
-
 The learning-rate schedule is re-planned by the module (`Classifier.replan`): timm's schedule built again for the new
 length at the step reached, so a warm-up in progress goes on and the decay starts later. A one-cycle schedule cannot
 be re-planned; such a run keeps its plan and metrics.json says why (`filled.kept`).
@@ -30,12 +21,10 @@ import copy
 import math
 import statistics
 import time
-from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import lightning as L
 
-LOOK_CHECKPOINT = "look.ckpt"  # in the run's checkpoints/: where a look stopped, for its continuation (`ckpt_path`)
 OVERHEAD_SLACK = 1.25  # the run's seconds outside its epochs (before training, and the best checkpoint's predictions
 # after it, about one validation pass), as measured on its first epoch, times this: they vary from run to run
 PARENT_S = 0.5  # the loop's own seconds around a round (start, reading its files, the decision), which the run
@@ -44,13 +33,11 @@ PARENT_S = 0.5  # the loop's own seconds around a round (start, reading its file
 
 class FillBudget(L.Callback):
     """After the first epoch: when `seconds` buy fewer than `below_rounds` runs as planned, train as many epochs as
-    they buy (at most `max_epochs`) in one re-planned schedule; fewer than `look_below` runs, re-plan it the same way
-    for a run in two parts and stop after the planned epochs (a look)."""
+    they buy (at most `max_epochs`) in one re-planned schedule."""
 
-    def __init__(self, seconds: float, below_rounds: float, max_epochs: int, record, look_below: float = 0.0):
+    def __init__(self, seconds: float, below_rounds: float, max_epochs: int, record):
         self.seconds, self.below_rounds, self.max_epochs, self.record = (float(seconds), float(below_rounds),
                                                                          int(max_epochs), record)
-        self.look_below = float(look_below or 0.0)
         self.start: Optional[float] = None
         self.val_s = 0.0
         self._val_start: Optional[float] = None
@@ -59,7 +46,6 @@ class FillBudget(L.Callback):
         self._epochs_s: List[float] = []  # each epoch's seconds (the first's less what only it paid)
         self._epoch_end = 0.0  # when the last epoch ended
         self._plan: Optional[Dict[str, Any]] = None  # the plan while the run fills the budget
-        self._looked = False  # it stopped for a look
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.start = time.perf_counter()
@@ -89,36 +75,19 @@ class FillBudget(L.Callback):
             once = self._one_time_s()
             self._epochs_s.append(now - self.start - once)
             plan = fill_plan(self.seconds, self.below_rounds, self.max_epochs, planned=trainer.max_epochs,
-                             epoch_s=self._epochs_s[0], before_s=self._before_s(), val_s=self.val_s, once_s=once,
-                             look_below=self.look_below)
+                             epoch_s=self._epochs_s[0], before_s=self._before_s(), val_s=self.val_s, once_s=once)
             if plan is not None:
                 self._apply(trainer, pl_module, plan)
         elif self._plan is not None and not self._plan.get("kept"):  # the epochs so far time the rest better
             self._epochs_s.append(now - self._epoch_end)
             epoch_s = statistics.median(self._epochs_s)
-            second = self._plan.get("second_s", 0.0)  # a look: the continuation's own seconds outside its epochs
-            epochs = replanned(self.seconds - second, trainer.current_epoch + 1, now - self.record.started,
+            epochs = replanned(self.seconds, trainer.current_epoch + 1, now - self.record.started,
                                after_s(self._before_s(), self.val_s), epoch_s, self.max_epochs)
-            if self._plan.get("look"):
-                epochs = max(epochs, self._plan["look"] + 1)  # the look stays a look: its continuation trains
             if epochs != trainer.max_epochs:
                 self._apply(trainer, pl_module, {**self._plan, "epochs": epochs, "epoch_s": round(epoch_s, 2),
                                                  "replans": [*self._plan.get("replans", []),
                                                              [trainer.current_epoch + 1, epochs]]})
-        look = (self._plan or {}).get("look")
-        if look and not self._plan.get("kept") and trainer.current_epoch + 1 >= look:
-            trainer.should_stop = True  # the look: the loop reads its errors, then goes on from LOOK_CHECKPOINT
-            self._looked = True
-            if trainer.is_global_zero:
-                self.record.update(stopped={"epoch": trainer.current_epoch + 1, "epochs": trainer.max_epochs})
         self._epoch_end = now
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """A look's checkpoint, written once its last epoch is complete: a run resumed from it starts the next epoch
-        (resumed from last.ckpt, written while the epoch was still open, Lightning goes through that epoch's end once
-        more, a second validation pass)."""
-        if self._looked and trainer.checkpoint_callback is not None:
-            trainer.save_checkpoint(Path(trainer.checkpoint_callback.dirpath) / LOOK_CHECKPOINT)
 
     def _apply(self, trainer: L.Trainer, pl_module: L.LightningModule, plan: Dict[str, Any]) -> None:
         """The run's schedule and length re-planned for plan["epochs"], and metrics.json's `filled`."""
@@ -145,29 +114,20 @@ class FillBudget(L.Callback):
 
 
 def fill_plan(seconds: float, below_rounds: float, max_epochs: int, planned: int, epoch_s: float, before_s: float,
-              val_s: float, once_s: float = 0.0, look_below: float = 0.0) -> Optional[Dict[str, Any]]:
+              val_s: float, once_s: float = 0.0) -> Optional[Dict[str, Any]]:
     """What a run of `planned` epochs does after its first, which took `epoch_s` (validation included) and `once_s`
     more that only a first epoch pays, after `before_s` of setup: None when `seconds` buy at least `below_rounds` such
-    runs, and at least `look_below` (it goes on as planned, and the loop may explore after it). Fewer than
-    `below_rounds`: its new length, the epochs (`nearest`) that `seconds` buy once its seconds outside them
-    (`before_s`, one validation pass for its predictions, PARENT_S, with OVERHEAD_SLACK; and `once_s`) are set aside,
-    at least 1 and at most `max_epochs` (a longer plan than the budget buys shrinks, so its schedule still ends).
-    Between the two: a look, the same length once a second run's seconds outside its epochs (`second_s`) are set aside
-    too, stopping after the `planned` epochs (`look`); None when that length is no longer than the plan."""
+    runs (it goes on as planned, and the loop may explore after it); else its new length, the epochs (`nearest`)
+    that `seconds` buy once its seconds outside them (`before_s`, one validation pass for its predictions, PARENT_S, with
+    OVERHEAD_SLACK; and `once_s`) are set aside, at least 1 and at most `max_epochs` (a longer plan than the budget
+    buys shrinks, so its schedule still ends)."""
     after = after_s(before_s, val_s)
     outside = before_s + once_s + after
-    run_s = planned * epoch_s + outside
-    if seconds >= below_rounds * run_s and seconds >= look_below * run_s:
+    if seconds >= below_rounds * (planned * epoch_s + outside):
         return None
-    plan = {"planned": planned, "seconds": round(seconds, 1), "epoch_s": round(epoch_s, 2),
+    epochs = replanned(seconds, 1, before_s + once_s + epoch_s, after, epoch_s, max_epochs)
+    return {"planned": planned, "epochs": epochs, "seconds": round(seconds, 1), "epoch_s": round(epoch_s, 2),
             "outside_s": round(outside, 2)}
-    if seconds < below_rounds * run_s:
-        return {**plan, "epochs": replanned(seconds, 1, before_s + once_s + epoch_s, after, epoch_s, max_epochs)}
-    second = before_s + once_s + after
-    epochs = replanned(seconds - second, 1, before_s + once_s + epoch_s, after, epoch_s, max_epochs)
-    if epochs <= planned:
-        return None
-    return {**plan, "epochs": epochs, "look": planned, "second_s": round(second, 2)}
 
 
 def nearest(epochs: float) -> int:
@@ -194,39 +154,24 @@ def replanned(seconds: float, done: int, spent_s: float, after: float, epoch_s: 
 
 
 def fill_callbacks(fill: Optional[Dict[str, Any]], record) -> list:
-    """The callback for a train config's `fill` ({seconds, below_rounds, max_epochs, look_below}); none when it is
-    null."""
+    """The callback for a train config's `fill` ({seconds, below_rounds, max_epochs}); none when it is null."""
     if not fill:
         return []
-    return [FillBudget(fill["seconds"], fill["below_rounds"], fill["max_epochs"], record, fill.get("look_below", 0.0))]
+    return [FillBudget(fill["seconds"], fill["below_rounds"], fill["max_epochs"], record)]
 
 
 def fill_reason(filled: Dict[str, Any]) -> str:
     """Round 0's reason when it filled a small budget (metrics.json's `filled`, `pipeline/fill.py`)."""
     if filled.get("kept"):
         return f"the budget buys fewer than loop.fill_below runs of round 0, but {filled['kept']}"
-    if filled.get("look"):
-        return (f"loop.time_budget buys too few runs of round 0 for a look and rounds to explore before the final "
-                f"phase ({filled['seconds']:.0f} s left, {filled['epoch_s']:.1f} s an epoch, {filled['outside_s']:.1f}"
-                f" s besides): its schedule was re-planned for {filled['epochs']} epochs and it stopped after "
-                f"{filled['look']}, a look at its errors; unless they call for a fix, the next round goes on with the "
-                f"same schedule")
     return (f"loop.time_budget buys fewer than loop.fill_below runs of round 0 ({filled['seconds']:.0f} s left, "
             f"{filled['epoch_s']:.1f} s an epoch, {filled['outside_s']:.1f} s besides): it re-planned its schedule "
             f"for {filled['epochs']} epochs where {filled['planned']} were planned, and no other round starts")
 
 
 def filled_pipeline(pipeline: Dict[str, Dict[str, Any]], filled: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
-    """The pipeline a round that filled the budget trained: its epochs those it trained (`filled`). A look keeps its
-    planned epochs (the rounds after it are planned from them); its continuation is `continued_pipeline`."""
-    return copy.deepcopy(pipeline) if filled.get("look") else continued_pipeline(pipeline, int(filled["epochs"]))
-
-
-def continued_pipeline(pipeline: Dict[str, Dict[str, Any]], epochs: int) -> Dict[str, Dict[str, Any]]:
-    """The pipeline of a run of `epochs` in one schedule: what a look and its continuation trained together, which
-    retrains as one long run (its warm-up no longer than the run)."""
+    """The pipeline a round that filled the budget trained: its epochs those it trained (`filled`)."""
     out = copy.deepcopy(pipeline)
-    epochs = int(epochs)
-    out["trainer"]["epochs"] = epochs
-    out["trainer"]["warmup_epochs"] = min(out["trainer"].get("warmup_epochs", 0.0), float(epochs))
+    out["trainer"]["epochs"] = int(filled["epochs"])
+    out["trainer"]["warmup_epochs"] = min(out["trainer"].get("warmup_epochs", 0.0), float(filled["epochs"]))
     return out

@@ -122,13 +122,6 @@ class Classifier(L.LightningModule):
             warmup_epochs=t.warmup_epochs, step_on_epochs=False, updates_per_epoch=self._per_epoch)
         return scheduler
 
-    def on_train_start(self) -> None:
-        """A run resumed from a checkpoint (`ckpt_path`): the schedule it restored is planned again for this run's
-        trainer.epochs at the step reached, the same schedule when they did not change, a longer or shorter one when
-        they did (a look's continuation, `pipeline/fill.py`)."""
-        if self.trainer.ckpt_path:
-            self.replan(self.trainer.max_epochs)
-
     def replan(self, epochs: int) -> bool:
         """The schedule re-planned mid-run for `epochs` in all (`pipeline/fill.py`): timm's schedule built again for
         that length and set to the step reached; False for a one-cycle schedule, whose length is fixed."""

@@ -79,10 +79,6 @@ class Deadline(Timer):
         self.seconds, self.record = float(seconds), record
         self.longest, self.last_end = 0.0, 0.0
 
-    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
-        """Nothing: a deadline is this run's own (the loop sets it from the budget left), so a run resumed from a
-        checkpoint does not count the seconds of the run that wrote it (Timer would restore them)."""
-
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         elapsed = self.time_elapsed()
         self.longest, self.last_end = max(self.longest, elapsed - self.last_end), elapsed

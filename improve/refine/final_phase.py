@@ -13,12 +13,6 @@ comes first: when the diagnosis made before a round found a cause the pipeline s
 that round acts on it with all the time left, reserve included, and the final phase continues whichever incumbent
 results.
 
-When the budget is too small for round 0 and EXPLORE_ROUNDS rounds before the reserve (`look_below`), the final
-phase would start right after round 0 with a schedule restarted on its weights; instead round 0 re-plans its schedule
-for the whole budget after its first epoch and stops after its planned epochs, a look (`pipeline/fill.py`). Its
-errors are read there; unless they call for a fix, the final phase is the look's continuation (`continuation`): the
-same run goes on from round 0's checkpoints/look.ckpt, its schedule planned for what the time left buys.
-
 Every round under a time budget, this one included, is also stopped by the clock (the train config's `deadline_s`,
 `pipeline/pruning.Deadline`): its epochs may take what is left of the budget, less OVERHEAD_SLACK times the
 seconds the incumbent's round spent outside its epochs, so a machine slower than the incumbent's pace said ends the
@@ -74,37 +68,6 @@ def reserve_s(loop) -> float:
     if not loop.time_budget or not loop.final_phase or loop.folds >= 2:
         return 0.0
     return loop.final_phase * loop.time_budget
-
-
-LOOK_SLACK = 1.1  # the look's threshold, as a multiple of round 0 and EXPLORE_ROUNDS before the reserve: the run
-# judges round 0's cost on its first epoch (`pipeline/fill.py`), `due` on the seconds its decision recorded, which
-# came out 2-7 % higher (the process start, the decision); without it, 2 of 5 `imbalanced` seeds judged on the first
-# epoch that they had room to explore and went straight to a restarted final phase after round 0 (2026-12-08)
-
-
-def look_below(loop) -> float:
-    """Round 0 takes a look instead of exploring (`pipeline/fill.py`) when loop.time_budget buys fewer than this many
-    runs of it: round 0 and EXPLORE_ROUNDS more before the final phase's reserve, with LOOK_SLACK; 0 (no look) without
-    a time budget, without loop.diagnose (nothing would be read at the look), without loop.fill_below, or under
-    loop.folds."""
-    if not loop.time_budget or not loop.diagnose or not loop.fill_below or loop.folds >= 2:
-        return 0.0
-    return LOOK_SLACK * (1 + EXPLORE_ROUNDS) / (1.0 - loop.final_phase)
-
-
-def continuation_epochs(filled: Dict[str, Any], seconds_left: float, pace: Pace, max_epochs: int) -> int:
-    """A look's continuation's length, the look's epochs included: what the schedule was planned for
-    (filled["epochs"]), or fewer when the time left (a fix tried and reverted since) buys fewer at the look's pace
-    (`filled.epoch_s`, its later epochs' median) once its seconds outside them are set aside; at most max_epochs;
-    filled["look"] when it buys none."""
-    more = math.floor(training_s(seconds_left, pace) / max(float(filled["epoch_s"]), 1e-6) + 0.5)
-    return min(int(filled["epochs"]), int(filled["look"]) + max(more, 0), int(max_epochs))
-
-
-def continuation_rationale(look: int, epochs: int, seconds_left: float) -> str:
-    return (f"final phase: the look's continuation: round 0 goes on from its last checkpoint (after {look} epochs) "
-            f"with its schedule to epoch {epochs}, what the {seconds_left:.0f} s left buy; its errors called for no "
-            f"fix")
 
 
 def due(seconds_left: Optional[float], reserve: float, pace: Optional[Pace], headroom: str = "near") -> Optional[str]:

@@ -35,7 +35,7 @@ from improve.journal.events import (Decision, Diagnosed, Profile, Proposal, Reco
 from improve.journal.log import Journal
 from improve.llm import BudgetExhausted
 from improve.pipeline import hardware
-from improve.pipeline.fill import LOOK_CHECKPOINT, continued_pipeline, fill_reason, filled_pipeline
+from improve.pipeline.fill import fill_reason, filled_pipeline
 from improve.pipeline.process import warm_up
 from improve.pipeline.confusion import confusion_summary
 from improve.pipeline.record import curve_summary
@@ -46,8 +46,8 @@ from improve.refine.console import LoopConsole, change_text
 from improve.refine.decide import Evidence, decide
 from improve.refine.diagnoses import actionable, diagnose, training_images
 from improve.refine.edits import EditRejected
-from improve.refine.final_phase import (FINAL, Pace, continuation_epochs, continuation_rationale, deadline_reason,
-                                        deadline_s, due, final_pipeline, look_below, rationale, reserve_s, training_s)
+from improve.refine.final_phase import (FINAL, Pace, deadline_reason, deadline_s, due, final_pipeline,
+                                        rationale, reserve_s, training_s)
 from improve.refine.incumbent import IncumbentDir
 from improve.refine.proposals import Candidate, Proposer
 from improve.refine.prune import PrunePlan, prune_plan, pruned_reason
@@ -201,7 +201,7 @@ class Refinement:
         if ended and not stop:
             stop = f"the final phase ran (round {ended[0]}): the budget's last part trained the incumbent long"
         filled = state.filled
-        if filled and not filled.get("kept") and not filled.get("look") and not stop:
+        if filled and not filled.get("kept") and not stop:
             stop = (f"round 0 trained {filled['epochs']} epochs, what loop.time_budget buys: it buys fewer than "
                     f"loop.fill_below={self.cfg.loop.fill_below:g} runs of round 0, too few for another round to pay")
         rounds_done = stop is not None and stop.startswith("all ") and r not in state.proposals
@@ -211,7 +211,7 @@ class Refinement:
             self._fix_first = self._fix_pending(state, r)
         final = None
         if (stop is None or rounds_done) and not self._fix_first:
-            final = self._continuation(state, r) or self._final_phase(state, r, rounds_done)
+            final = self._final_phase(state, r, rounds_done)
         if final is None and stop is None and self._final_skipped == "too_costly":
             stop = "the time left buys no epoch of the incumbent"
         return state, stop, final
@@ -262,28 +262,6 @@ class Refinement:
                                                kind_of_error=err.kind, error=str(err)))
             return None
         return Candidate(pipeline, FINAL, "trainer", why, preflight)
-
-    def _continuation(self, state: State, r: int) -> Optional[Candidate]:
-        """The final phase after a look (`pipeline/fill.py`): round 0 goes on from its checkpoints/look.ckpt with its
-        schedule, planned for what the time left buys, when it is still the incumbent and the time left buys an epoch
-        (otherwise the final phase is planned as usual). None for any other run, and once the final phase ran."""
-        filled, inc = state.filled, state.incumbent
-        if (not filled or not filled.get("look") or filled.get("kept") or inc is None or inc["round"] != 0
-                or self._final_done(state) or r in state.proposals or not self._look_checkpoint().is_file()):
-            return None
-        left, pace = self.budget.seconds_left(state), self._incumbent_pace(state)
-        if left is None or pace is None:
-            return None
-        epochs = continuation_epochs(filled, left, pace, self.cfg.loop.max_epochs)
-        if epochs <= filled["look"]:
-            return None
-        pipeline = continued_pipeline(inc["pipeline"], epochs)
-        pipeline["trainer"]["warm_start"] = False  # it goes on from the look's own checkpoint, its optimiser too
-        return Candidate(pipeline, FINAL, "trainer", continuation_rationale(filled["look"], epochs, left), resumes=0)
-
-    def _look_checkpoint(self) -> Path:
-        """Where a look left its run to go on from: round 0's checkpoints/look.ckpt."""
-        return round_dir(self.run_dir, 0) / "checkpoints" / LOOK_CHECKPOINT
 
     def _fix_pending(self, state: State, r: int) -> bool:
         """Whether the incumbent's errors, read just before round r, found a cause the pipeline still has: that
@@ -366,11 +344,10 @@ class Refinement:
         start = start or time.perf_counter()
         if trained is None:
             self._warm_start(state, r, [candidate.pipeline])
-        # candidates are not pruned, nor a look's continuation (the look decided it: the same run goes on)
-        plan = None if picked or candidate.resumes is not None else self._prune_plan(state, r, candidate.pipeline)
+        plan = None if picked else self._prune_plan(state, r, candidate.pipeline)  # candidates are not pruned
         if trained is None:
             trained = self.runner.round(r, candidate.pipeline, plan.config() if plan else None, self._deadline(state),
-                                        self._fill(state, r), self._resumed_from(candidate.resumes))
+                                        self._fill(state, r))
         metrics = trained
         filled = metrics.get("filled") if metrics.get("status") == "ok" else None
         if filled:  # round 0 took the small budget: it is the pipeline it trained, for every epoch it trained
@@ -449,13 +426,7 @@ class Refinement:
         left = self.budget.seconds_left(state)
         if r != 0 or left is None or not loop.fill_below or loop.folds >= 2:
             return None
-        fill = {"seconds": round(left, 1), "below_rounds": float(loop.fill_below), "max_epochs": int(loop.max_epochs)}
-        look = look_below(loop)
-        return {**fill, "look_below": round(look, 3)} if look > loop.fill_below else fill
-
-    def _resumed_from(self, resumes: Optional[int]) -> Optional[Path]:
-        """The checkpoint a look's continuation goes on from (`Candidate.resumes`), None for any other round."""
-        return None if resumes is None else self._look_checkpoint()
+        return {"seconds": round(left, 1), "below_rounds": float(loop.fill_below), "max_epochs": int(loop.max_epochs)}
 
     def _incumbent_pace(self, state: State) -> Optional[Pace]:
         """What the incumbent's round cost (its metrics.json and decided seconds); None before one is decided."""
@@ -480,10 +451,9 @@ class Refinement:
         if proposal.get("of_candidates"):
             config = None
         else:
-            resumes = proposal.get("resumes")
-            plan = None if resumes is not None else self._prune_plan(state, r, proposal["pipeline"])
+            plan = self._prune_plan(state, r, proposal["pipeline"])
             config = self.runner.config(proposal["pipeline"], rd, plan.config() if plan else None,
-                                        self._deadline(state), self._fill(state, r), self._resumed_from(resumes))
+                                        self._deadline(state), self._fill(state, r))
         try:
             metrics = finished_run(rd, config)
         except UnusableRun as err:

@@ -30,20 +30,19 @@ class Candidate:
     rationale: str
     preflight: Optional[Preflight] = None
     repairs: int = 0  # rejected replies before this one
-    resumes: Optional[int] = None  # a look's continuation: the round whose checkpoints/look.ckpt it goes on from
 
     @classmethod
     def from_proposal(cls, event: Dict[str, Any]) -> "Candidate":
         """The candidate a journaled `proposal` event describes (a resumed round trains it again)."""
         pf = event.get("preflight")
         return cls(event["pipeline"], event["author"], event["group"], event["rationale"],
-                   Preflight(**pf) if pf else None, event.get("repairs", 0), event.get("resumes"))
+                   Preflight(**pf) if pf else None, event.get("repairs", 0))
 
     def proposal(self, changes: List[str]) -> Dict[str, Any]:
         """The fields of its `proposal` event."""
         return {"author": self.author, "group": self.group, "pipeline": self.pipeline, "changes": changes,
                 "rationale": self.rationale, "preflight": asdict(self.preflight) if self.preflight else None,
-                "repairs": self.repairs, **({"resumes": self.resumes} if self.resumes is not None else {})}
+                "repairs": self.repairs}
 
     def changes(self, base: Optional[Dict[str, Dict[str, Any]]]) -> List[str]:
         """'group: change' lines against `base`; with no base, a one-line description of the whole pipeline."""

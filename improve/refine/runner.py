@@ -33,15 +33,13 @@ class Runner:
         self.timeout, self.folds = cfg.loop.round_timeout, cfg.loop.folds
 
     def config(self, pipeline: Pipeline, output_dir: Path, prune: Optional[Dict[str, Any]] = None,
-               deadline_s: Optional[float] = None, fill: Optional[Dict[str, Any]] = None,
-               ckpt_path: Optional[Path] = None) -> Dict[str, Any]:
+               deadline_s: Optional[float] = None, fill: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         """The complete train config of `pipeline` writing into `output_dir`, starting from the weights its round
         copied when it warm-starts, stopped early behind `prune`'s reference curve when given (`refine/prune.py`),
-        before `deadline_s` seconds of training, filling a small budget under `fill` (`pipeline/fill.py`), going on
-        from `ckpt_path` (a look's continuation)."""
+        before `deadline_s` seconds of training, filling a small budget under `fill` (`pipeline/fill.py`)."""
         return {**train_config(self.cfg, pipeline, output_dir),
-                "init_checkpoint": None if ckpt_path else init_checkpoint(self.run_dir, pipeline, output_dir),
-                "prune": prune, "deadline_s": deadline_s, "fill": fill, "ckpt_path": str(ckpt_path) if ckpt_path else None}
+                "init_checkpoint": init_checkpoint(self.run_dir, pipeline, output_dir), "prune": prune,
+                "deadline_s": deadline_s, "fill": fill}
 
     def run(self, config: Dict[str, Any], output_dir: Path, live: bool = False,
             keep: Iterable[str] = frozenset(), folds: Optional[int] = None) -> Dict[str, Any]:
@@ -55,14 +53,13 @@ class Runner:
         return metrics
 
     def round(self, r: int, pipeline: Pipeline, prune: Optional[Dict[str, Any]] = None,
-              deadline_s: Optional[float] = None, fill: Optional[Dict[str, Any]] = None,
-              ckpt_path: Optional[Path] = None) -> Dict[str, Any]:
+              deadline_s: Optional[float] = None, fill: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         """Round r's own run, in rounds/NN (its LLM audit and warm-start files kept), pruned against `prune`, stopped
-        before `deadline_s`, filling a small budget under `fill`, going on from `ckpt_path`; draws on this terminal
-        when it is one and `hardware.progress_bar` is on."""
+        before `deadline_s`, filling a small budget under `fill`; draws on this terminal when it is one and
+        `hardware.progress_bar` is on."""
         rd = round_dir(self.run_dir, r)
-        return self.run(self.config(pipeline, rd, prune, deadline_s, fill, ckpt_path), rd,
-                        live=self.cfg.hardware.progress_bar and sys.stdout.isatty(), keep={"llm", *INIT_FILES})
+        return self.run(self.config(pipeline, rd, prune, deadline_s, fill), rd, live=self.cfg.hardware.progress_bar and sys.stdout.isatty(),
+                        keep={"llm", *INIT_FILES})
 
     def seed(self, pipeline: Pipeline, output_dir: Path, seed: int) -> Dict[str, Any]:
         """A confirmation run: the pipeline with another seed, in its own folder."""
